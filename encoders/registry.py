@@ -1,0 +1,62 @@
+"""Name -> builder registry for encoders.
+
+Names are ``family:model`` (``timm:convnext_tiny``, ``open_clip:ViT-B-32``,
+``open_clip:hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224``,
+``whisper:tiny.en``, ``whisper:/path/to/ckpt.pt``) or a registered alias such as
+``medany-lite0`` (the embedded default) and the ``tiny_*`` test encoders.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .base import Encoder
+
+_FAMILIES: dict[str, Callable[..., Encoder]] = {}
+_ALIASES: dict[str, Callable[..., Encoder]] = {}
+
+
+def register_family(prefix: str):
+    """Register ``builder(model_name, **kw)`` for names ``prefix:model_name``."""
+
+    def deco(fn):
+        _FAMILIES[prefix] = fn
+        return fn
+
+    return deco
+
+
+def register_encoder(name: str):
+    """Register ``builder(**kw)`` under an exact alias."""
+
+    def deco(fn):
+        _ALIASES[name] = fn
+        return fn
+
+    return deco
+
+
+def _load_builtins() -> None:
+    # Import for their registration side effects; each module imports its heavy
+    # dependency lazily, so this costs only torch.
+    from . import open_clip_encoder, timm_encoder, tiny, whisper_encoder  # noqa: F401
+
+
+def create_encoder(name: str, **kwargs) -> Encoder:
+    """Build an encoder by registry name; see the module docstring for the forms."""
+    _load_builtins()
+    if name in _ALIASES:
+        return _ALIASES[name](**kwargs)
+    family, sep, model = name.partition(":")
+    if sep and family in _FAMILIES:
+        return _FAMILIES[family](model, **kwargs)
+    raise KeyError(
+        f"Unknown encoder {name!r}. Use one of {sorted(_ALIASES)} or a "
+        f"'family:model' name with family in {sorted(_FAMILIES)}."
+    )
+
+
+def list_encoders() -> list[str]:
+    """Registered aliases plus the ``family:`` prefixes that take any model name."""
+    _load_builtins()
+    return sorted(_ALIASES) + [f"{f}:<model>" for f in sorted(_FAMILIES)]

@@ -1,0 +1,157 @@
+"""The fusion model: encoders -> projectors -> spliced into one causal LLM.
+
+Letters: B batch (conversations), L sequence, D LLM width, n media items of one
+kind in the batch, N encoder tokens per item, M projected tokens per item,
+T = total projected tokens of one kind in the batch.
+
+Media features replace the sentinel ids written by
+:func:`multimodal.template.encode_conversation`, in reading order across the
+batch, with one vectorized ``masked_scatter`` per modality.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from .errors import PlaceholderMismatchError
+from .template import MEDIA_TOKEN_IDS
+
+
+def splice_media(embeds: Tensor, input_ids: Tensor, kind: str, feats: Tensor | None) -> Tensor:
+    """Write ``feats`` ``[T, D]`` into ``embeds`` ``[B, L, D]`` where ``input_ids`` holds ``kind``'s sentinel."""
+    mask = input_ids == MEDIA_TOKEN_IDS[kind]  # [B, L]
+    slots = int(mask.sum())
+    given = 0 if feats is None else int(feats.shape[0])
+    if slots != given:
+        raise PlaceholderMismatchError(
+            f"The prompt reserves {slots} {kind} token(s) but the {kind} inputs produced {given}."
+        )
+    if slots == 0:
+        return embeds
+    return embeds.masked_scatter(mask.unsqueeze(-1), feats.to(embeds.dtype))
+
+
+class MedAnyModel(nn.Module):
+    """One LLM fed by any number of (encoder, projector) pairs, keyed by modality.
+
+    Encoders and the LLM are frozen by default (stage-1 alignment); only the
+    projectors train. ``encoders`` / ``projectors`` map ``"image"``/``"audio"``
+    to modules; a modality without a projector accepts no media tokens.
+    """
+
+    def __init__(
+        self,
+        llm: nn.Module,
+        tokenizer,
+        encoders: Mapping[str, nn.Module] | None = None,
+        projectors: Mapping[str, nn.Module] | None = None,
+        *,
+        freeze_encoders: bool = True,
+        freeze_llm: bool = True,
+    ):
+        super().__init__()
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.encoders = nn.ModuleDict(dict(encoders or {}))
+        self.projectors = nn.ModuleDict(dict(projectors or {}))
+        for kind in self.projectors:
+            if kind not in MEDIA_TOKEN_IDS:
+                raise KeyError(f"Unknown modality {kind!r}; expected one of {sorted(MEDIA_TOKEN_IDS)}")
+        if freeze_encoders:
+            self.encoders.requires_grad_(False)
+        if freeze_llm:
+            self.llm.requires_grad_(False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.llm.parameters()).device
+
+    def token_counts(self, kind: str, n_tokens: list[int]) -> list[int]:
+        """LLM tokens each medium of ``kind`` occupies, given its encoder token count."""
+        proj = self.projectors[kind]
+        return [proj.num_output_tokens(n) for n in n_tokens]
+
+    def encode(self, kind: str, pixels_or_mels: Tensor, valid_tokens: list[int] | None = None) -> Tensor:
+        """Encode and project ``n`` items of ``kind``; returns the flat features ``[T, D]``.
+
+        ``valid_tokens[i]`` trims item i's encoder output to its real length
+        (Whisper pads every clip to 30 s); the projector still sees the whole
+        window so its learned positions stay consistent.
+        """
+        encoder, proj = self.encoders[kind], self.projectors[kind]
+        train_encoder = torch.is_grad_enabled() and any(p.requires_grad for p in encoder.parameters())
+        with torch.set_grad_enabled(train_encoder):
+            tokens = encoder(pixels_or_mels.to(self.device))  # [n, N, D_enc]
+        projected = proj(tokens)  # [n, M, D]
+        if valid_tokens is None:
+            return projected.reshape(-1, projected.shape[-1])  # [T, D]
+        keep = torch.tensor(self.token_counts(kind, valid_tokens), device=projected.device)
+        mask = torch.arange(projected.shape[1], device=projected.device) < keep[:, None]  # [n, M]
+        return projected[mask]  # [T, D]
+
+    def embed(self, input_ids: Tensor, media: Mapping[str, Tensor] | None = None) -> Tensor:
+        """Token embeddings ``[B, L, D]`` with every modality's features spliced in."""
+        media = media or {}
+        embeds = self.llm.get_input_embeddings()(input_ids.clamp_min(0))  # [B, L, D]
+        for kind in MEDIA_TOKEN_IDS:
+            embeds = splice_media(embeds, input_ids, kind, media.get(kind))
+        return embeds
+
+    def encode_all(self, media_inputs: Mapping[str, tuple[Tensor, list[int] | None]] | None) -> dict[str, Tensor]:
+        """``{kind: (batch tensor, valid token counts or None)}`` -> ``{kind: [T, D]}``."""
+        return {kind: self.encode(kind, x, valid) for kind, (x, valid) in (media_inputs or {}).items()}
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, labels: Tensor | None = None, media_inputs=None):
+        """Teacher-forced pass; returns the LLM's output (``.loss`` when ``labels`` are given)."""
+        embeds = self.embed(input_ids, self.encode_all(media_inputs))
+        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+
+    @torch.no_grad()
+    def generate(self, input_ids: Tensor, attention_mask: Tensor | None = None, media_inputs=None, **gen_kwargs) -> Tensor:
+        """Generated token ids ``[B, new]`` (prompt excluded); ``gen_kwargs`` go to HF ``generate``."""
+        embeds = self.embed(input_ids, self.encode_all(media_inputs))
+        if attention_mask is None:
+            attention_mask = torch.ones(input_ids.shape, dtype=torch.long, device=input_ids.device)
+        gen_kwargs.setdefault("pad_token_id", self.tokenizer.pad_token_id)
+        return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, **gen_kwargs)
+
+    def stream(self, input_ids: Tensor, media_inputs=None, stats: dict | None = None, **gen_kwargs) -> Iterator[str]:
+        """Yield decoded text pieces as they are generated (batch of one).
+
+        ``stats``, when given, receives ``tokens`` (generated so far) and
+        ``first_token_at`` (``time.perf_counter()`` of the first new token).
+        """
+        import threading
+        import time
+
+        from transformers import TextIteratorStreamer
+
+        stats = stats if stats is not None else {}
+        stats.update(tokens=0, first_token_at=None)
+
+        class CountingStreamer(TextIteratorStreamer):
+            def put(self, value):
+                if value.numel():  # the prompt arrives first, empty when we pass embeddings
+                    stats["tokens"] += value.numel()
+                    stats["first_token_at"] = stats["first_token_at"] or time.perf_counter()
+                super().put(value)
+
+        streamer = CountingStreamer(self.tokenizer, skip_prompt=False, skip_special_tokens=True)
+        errors: list[BaseException] = []
+
+        def run():
+            try:
+                self.generate(input_ids, media_inputs=media_inputs, streamer=streamer, **gen_kwargs)
+            except BaseException as exc:  # surfaced in the caller's thread below
+                errors.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        yield from (piece for piece in streamer if piece)
+        thread.join()
+        if errors:
+            raise errors[0]

@@ -1,0 +1,79 @@
+import pytest
+import torch
+
+from multimodal.errors import PlaceholderMismatchError, PromptError
+from multimodal.template import IGNORE_INDEX, MEDIA_TOKEN_IDS, count_placeholders, encode_conversation
+
+
+def test_text_only_matches_plain_tokenization(tiny_llm):
+    _, tok = tiny_llm
+    msgs = [{"role": "user", "content": "Is this chest film normal?"}]
+    enc = encode_conversation(tok, msgs)
+    ref = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    assert enc.input_ids.tolist() == tok(ref, add_special_tokens=False)["input_ids"]
+    assert (enc.labels == IGNORE_INDEX).all()
+
+
+def test_placeholders_expand_to_sentinel_runs_in_order(tiny_llm):
+    _, tok = tiny_llm
+    msgs = [{"role": "user", "content": "<image> then <audio> then <image>"}]
+    enc = encode_conversation(tok, msgs, {"image": [3, 2], "audio": [4]})
+    ids = enc.input_ids
+    assert int((ids == MEDIA_TOKEN_IDS["image"]).sum()) == 5
+    assert int((ids == MEDIA_TOKEN_IDS["audio"]).sum()) == 4
+    kinds = [int(t) for t in ids if t < 0]
+    img, aud = MEDIA_TOKEN_IDS["image"], MEDIA_TOKEN_IDS["audio"]
+    assert kinds == [img] * 3 + [aud] * 4 + [img] * 2
+    # Text around the placeholders survives intact.
+    text = tok.decode([int(t) for t in ids if t >= 0])
+    assert " then  then " in text
+
+
+@pytest.mark.parametrize(
+    "content,media",
+    [
+        ("<image>", {}),
+        ("no placeholder", {"image": [4]}),
+        ("<image><image>", {"image": [4]}),
+        ("<audio>", {"image": [4]}),
+    ],
+)
+def test_count_mismatch_raises_clear_error(tiny_llm, content, media):
+    _, tok = tiny_llm
+    with pytest.raises(PlaceholderMismatchError, match="placeholder"):
+        encode_conversation(tok, [{"role": "user", "content": content}], media)
+
+
+def test_labels_cover_only_assistant_replies(tiny_llm):
+    _, tok = tiny_llm
+    msgs = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "<image> what is it?"},
+        {"role": "assistant", "content": "A chest film."},
+        {"role": "user", "content": "sure?"},
+        {"role": "assistant", "content": "Yes."},
+    ]
+    enc = encode_conversation(tok, msgs, {"image": [2]}, add_generation_prompt=False)
+    supervised = [int(t) for t in enc.labels if t != IGNORE_INDEX]
+    assert tok.decode(supervised) == "A chest film.<|im_end|>Yes.<|im_end|>"
+    assert enc.labels.shape == enc.input_ids.shape
+    # Every supervised label equals its input token (shifting happens in the LLM loss).
+    keep = enc.labels != IGNORE_INDEX
+    assert torch.equal(enc.labels[keep], enc.input_ids[keep])
+
+
+def test_placeholder_in_assistant_reply_is_refused(tiny_llm):
+    _, tok = tiny_llm
+    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "<image>"}]
+    with pytest.raises(PromptError):
+        encode_conversation(tok, msgs, {"image": [1]}, add_generation_prompt=False)
+
+
+def test_non_string_content_is_refused(tiny_llm):
+    _, tok = tiny_llm
+    with pytest.raises(PromptError, match="string"):
+        encode_conversation(tok, [{"role": "user", "content": ["x"]}])
+
+
+def test_count_placeholders():
+    assert count_placeholders([{"role": "user", "content": "<image><audio><image>"}]) == {"image": 2, "audio": 1}

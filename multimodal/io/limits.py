@@ -1,0 +1,67 @@
+"""Size, pixel, frame and duration budgets every loader checks before decoding.
+
+The budgets are checked against what a file *declares* (file size, header
+dimensions, frame count, container duration) so that a hostile or damaged file
+is refused before any large allocation or long decode happens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InputTooLargeError
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """Upper bounds for one uploaded input.
+
+    Attributes:
+        max_bytes: largest encoded file accepted (default 512 MiB, a large CR/DX
+            study or a long uncompressed WAV).
+        max_pixels: largest decoded frame, rows x columns (default 100 Mpx; a
+            full-field mammogram is ~30 Mpx, a 12 Mpx phone photo is far below).
+        max_frames: most frames a multi-frame DICOM may declare (default 2000).
+        max_audio_s: longest audio clip in seconds (default 15 minutes).
+    """
+
+    max_bytes: int = 512 * MiB
+    max_pixels: int = 100_000_000
+    max_frames: int = 2000
+    max_audio_s: float = 15 * 60.0
+
+    def check_bytes(self, n: int) -> None:
+        """Refuse an encoded input of ``n`` bytes when it exceeds ``max_bytes``."""
+        if n > self.max_bytes:
+            raise InputTooLargeError(
+                f"The file is too large ({n / MiB:.0f} MiB); the limit is "
+                f"{self.max_bytes / MiB:.0f} MiB."
+            )
+
+    def check_pixels(self, height: int, width: int) -> None:
+        """Refuse a frame of ``height x width`` pixels above ``max_pixels``."""
+        if int(height) * int(width) > self.max_pixels:
+            raise InputTooLargeError(
+                f"The image is too large ({int(height)} x {int(width)} pixels); the limit is "
+                f"{self.max_pixels / 1e6:.0f} megapixels."
+            )
+
+    def check_frames(self, n: int) -> None:
+        """Refuse a multi-frame image declaring more than ``max_frames`` frames."""
+        if n > self.max_frames:
+            raise InputTooLargeError(
+                f"The image declares {int(n)} frames; at most {self.max_frames} are accepted."
+            )
+
+    def check_duration(self, seconds: float) -> None:
+        """Refuse audio longer than ``max_audio_s`` seconds."""
+        if seconds > self.max_audio_s:
+            raise InputTooLargeError(
+                f"The recording is too long ({seconds / 60:.1f} minutes); the limit is "
+                f"{self.max_audio_s / 60:.1f} minutes."
+            )
+
+
+DEFAULT_LIMITS = InputLimits()

@@ -1,0 +1,46 @@
+"""Sample inputs that exist on every machine with the default install.
+
+``sample:NAME.dcm`` is a DICOM from pydicom's test data (``pydicom-data``
+package, e.g. ``RG1_UNCR.dcm``, a real chest PA film); ``sample:consult`` is a
+short doctor-patient utterance synthesized offline with espeak-ng.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import InputError, require
+from .paths import cache_dir
+
+PREFIX = "sample:"
+CONSULT_TEXT = (
+    "Doctor, I have had a dry cough and mild fever for three days, "
+    "and I feel short of breath when I climb stairs."
+)
+
+
+def is_sample(ref: str) -> bool:
+    return isinstance(ref, str) and ref.startswith(PREFIX)
+
+
+def resolve_sample(ref: str) -> Path:
+    """Path of the sample named by ``ref`` (``sample:NAME``), created if needed."""
+    name = ref[len(PREFIX):]
+    if name == "consult":
+        return consult_clip()
+    data = require("pydicom.data", "all")
+    found = data.get_testdata_file(name)
+    if found:
+        return Path(found)
+    raise InputError("There is no bundled sample with that name. Try sample:RG1_UNCR.dcm or sample:consult.",
+                     code="not_found")
+
+
+def consult_clip() -> Path:
+    """A WAV of :data:`CONSULT_TEXT` spoken by espeak-ng (cached)."""
+    from .io.tts import synthesize, write_wav
+
+    path = cache_dir("samples") / "consult.wav"
+    if not path.is_file():
+        write_wav(synthesize(CONSULT_TEXT), path)
+    return path

@@ -1,0 +1,155 @@
+"""De-identification (PS3.15 Annex E basic profile): planted identifiers never survive."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import pydicom
+import pytest
+from io_helpers import sample_bytes
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataset import Dataset
+
+from multimodal.io.deid import PROFILE, BurnedInAnnotationWarning, UidMapper, deidentify, deidentify_bytes, main
+
+MARK = "ZQXJ7731"  # a synthetic name / ID, planted everywhere
+DATE, TIME, UID_MARK = "19770707", "071707", "1.2.826.0.1.77317731"
+STRING_VRS = {"PN", "LO", "SH", "LT", "ST", "UT", "UC", "AE", "CS", "UR"}
+
+
+def _value(vr: str):
+    vr = vr.split(" ")[0]
+    if vr in STRING_VRS:
+        return MARK
+    return {
+        "DA": DATE, "TM": TIME, "DT": DATE + TIME, "UI": UID_MARK, "AS": "077Y", "IS": "77317731",
+        "DS": "7731.7731", "US": 7731, "UL": 7731, "SS": 7731, "SL": 7731, "FL": 7731.0, "FD": 7731.0,
+        "OB": MARK.encode(), "OW": MARK.encode(), "UN": MARK.encode(),
+    }.get(vr)
+
+
+def _item() -> Dataset:
+    item = Dataset()
+    item.PatientName = MARK
+    item.PatientID = MARK
+    item.ReferencedSOPClassUID = pydicom.uid.MRImageStorage
+    item.ReferencedSOPInstanceUID = UID_MARK
+    item.add_new(0x00400441, "SQ", [])  # nested empty sequence
+    item.private_block(0x0011, "ACME SITE", create=True).add_new(0x01, "LO", MARK)
+    return item
+
+
+def _planted(burned: str = "YES") -> Dataset:
+    ds = pydicom.dcmread(io.BytesIO(sample_bytes("MR_small.dcm")))
+    for keyword in PROFILE:
+        tag = tag_for_keyword(keyword)
+        vr = dictionary_VR(tag)
+        if vr == "SQ":
+            ds.add_new(tag, "SQ", [_item()])
+        elif (value := _value(vr)) is not None:
+            target = ds.file_meta if tag >> 16 == 0x0002 else ds
+            target.add_new(tag, vr.split(" ")[0], value)
+    ds.private_block(0x0009, "ACME PRIVATE", create=True).add_new(0x10, "LO", MARK)
+    ds.add_new(0x00091100, "LO", MARK)  # private element without a creator
+    ds.ReferencedImageSequence = [_item()]
+    ds.StudyInstanceUID = "1.2.826.0.1.7731.1"
+    ds.SeriesInstanceUID = "1.2.826.0.1.7731.2"
+    ds.SOPInstanceUID = "1.2.826.0.1.7731.3"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.add_new(0x60003000, "OW", MARK.encode())  # overlay data
+    ds.add_new(0x40101069, "PN", MARK)  # a person name the table does not list
+    ds.BurnedInAnnotation = burned
+    return ds
+
+
+def _to_bytes(ds: Dataset) -> bytes:
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def test_profile_keywords_are_real_attributes():
+    assert len(PROFILE) >= 200
+    missing = [k for k in PROFILE if tag_for_keyword(k) is None]
+    assert not missing
+
+
+def test_planted_identifiers_never_survive():
+    data = _to_bytes(_planted())
+    assert data.count(MARK.encode()) > 150  # the plant really happened
+    uids = UidMapper(b"test-key")
+    with pytest.warns(BurnedInAnnotationWarning):
+        out = deidentify_bytes(data, uids)
+    for needle in (MARK, DATE, UID_MARK, "77317731", "7731.7731", "1.2.826.0.1.7731"):
+        assert needle.encode() not in out, needle
+    ds = pydicom.dcmread(io.BytesIO(out))
+    assert ds.PatientIdentityRemoved == "YES"
+    assert ds.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
+    assert "PatientName" in ds and str(ds.PatientName) == ""  # Z: present, empty
+    assert "InstitutionName" not in ds and "OtherPatientIDs" not in ds  # X: removed
+    seen = []
+
+    def visit(dataset, elem):
+        assert not elem.tag.is_private, elem.tag
+        assert elem.tag.group & 0xFF00 != 0x6000
+        if elem.VR == "UI" and elem.value:
+            for v in (elem.value if elem.VM > 1 else [elem.value]):
+                assert len(str(v)) <= 64
+        seen.append(elem.tag)
+
+    ds.walk(visit)
+    assert ds.SOPClassUID == pydicom.uid.MRImageStorage  # class UIDs are kept
+    assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert ds.SOPInstanceUID == uids("1.2.826.0.1.7731.3")
+    # pixels untouched
+    assert ds.PixelData == pydicom.dcmread(io.BytesIO(data)).PixelData
+
+
+def test_uids_are_consistent_across_files():
+    uids = UidMapper(b"study-key")
+    a, b = _planted("NO"), _planted("NO")
+    b.SOPInstanceUID = "1.2.826.0.1.7731.4"
+    b.ReferencedImageSequence[0].ReferencedSOPInstanceUID = a.SOPInstanceUID
+    da = pydicom.dcmread(io.BytesIO(deidentify_bytes(_to_bytes(a), uids)))
+    db = pydicom.dcmread(io.BytesIO(deidentify_bytes(_to_bytes(b), uids)))
+    assert da.StudyInstanceUID == db.StudyInstanceUID != "1.2.826.0.1.7731.1"
+    assert da.SOPInstanceUID != db.SOPInstanceUID
+    assert db.ReferencedImageSequence[0].ReferencedSOPInstanceUID == da.SOPInstanceUID
+    assert da.StudyInstanceUID.startswith("2.25.") and pydicom.uid.UID(da.StudyInstanceUID).is_valid
+    # a different key gives unlinkable UIDs
+    other = UidMapper(b"another-key")
+    assert other("1.2.826.0.1.7731.1") != uids("1.2.826.0.1.7731.1")
+
+
+def test_no_warning_without_burned_in_annotation():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BurnedInAnnotationWarning)
+        deidentify(_planted("NO"))
+
+
+def test_real_chest_film_deid_keeps_image():
+    data = sample_bytes("RG1_UNCR.dcm")
+    out = deidentify_bytes(data)
+    for secret in (b"CompressedSamples", b"9RG1", b"19400305", b"Hamburg", b"THORAVISION", b"92.00.003"):
+        assert secret not in out
+    from multimodal.io import load_image
+
+    assert (load_image(out).pixels == load_image(data).pixels).all()
+
+
+def test_cli_bulk(tmp_path, capsys):
+    src = tmp_path / "in" / "Zyxwv_patient"
+    src.mkdir(parents=True)
+    (src / "a.dcm").write_bytes(_to_bytes(_planted("YES")))
+    (src / "b.dcm").write_bytes(sample_bytes("CT_small.dcm"))
+    (src / "notes.txt").write_text("not dicom")
+    rc = main([str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--key", "k"])
+    assert rc == 1  # the text file was refused
+    outs = sorted((tmp_path / "out").glob("*.dcm"))
+    assert len(outs) == 2 and all(p.name.startswith("2.25.") for p in outs)
+    for p in outs:
+        assert MARK.encode() not in p.read_bytes()
+        assert pydicom.dcmread(p).PatientIdentityRemoved == "YES"
+    captured = capsys.readouterr()
+    assert "burned-in" in captured.err and "de-identified 2 file(s)" in captured.out

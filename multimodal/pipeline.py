@@ -1,0 +1,188 @@
+"""The inference pipeline: files and a question in, streamed answer out.
+
+``Assistant`` owns one loaded stack (:class:`~multimodal.config.StackConfig`).
+For each request it decodes the inputs (validated, de-identified), asks the
+encoders' own heads what they see (Whisper transcript, ImageNet labels, DICOM
+metadata) when tools are on, splices projected media tokens when a trained
+projector is installed for that modality, and streams the LLM's reply.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import torch
+
+from .config import StackConfig
+from .io.types import AudioClip, MedicalImage
+from .model import MedAnyModel
+from .template import PLACEHOLDERS, encode_conversation
+
+SYSTEM_PROMPT = (
+    "You are MedAny, a careful medical assistant for clinicians and dietitians. "
+    "Use the findings provided with the question. Be concise and practical. "
+    "You are a research tool, not a diagnosis: advise confirming with a qualified clinician."
+)
+
+
+@dataclass
+class Timings:
+    """Per-request timings in seconds (for benchmarks and ``--verbose``)."""
+
+    inputs_s: float = 0.0
+    tools_s: float = 0.0
+    first_token_s: float = 0.0
+    total_s: float = 0.0
+    new_tokens: int = 0
+
+    @property
+    def tokens_per_s(self) -> float:
+        gen = self.total_s - self.first_token_s
+        return (self.new_tokens - 1) / gen if self.new_tokens > 1 and gen > 0 else 0.0
+
+
+@dataclass
+class Request:
+    """What one turn carries: the question and the decoded media."""
+
+    question: str
+    images: list[MedicalImage] = field(default_factory=list)
+    audios: list[AudioClip] = field(default_factory=list)
+
+
+class Assistant:
+    """A loaded MedAny stack. Build with :meth:`load`; call :meth:`stream` or :meth:`answer`."""
+
+    def __init__(self, model: MedAnyModel, config: StackConfig, vision=None, speech=None, info: dict | None = None):
+        self.model = model
+        self.config = config
+        self.vision = vision
+        self.speech = speech
+        self.info = info or {}
+        self.last_timings = Timings()
+
+    @classmethod
+    def load(cls, config: StackConfig | None = None) -> "Assistant":
+        """Load every model named in ``config`` (default: the embedded offline stack)."""
+        from encoders import create_encoder
+        from projectors import load_projector
+
+        from .backbone import load_llm
+
+        config = config or StackConfig()
+        dtype = getattr(torch, config.dtype)
+        info: dict = {}
+        llm, tok, llm_info = load_llm(config.llm, dtype=dtype)
+        info["llm"] = llm_info
+        encoders, projectors = {}, {}
+        vision = speech = None
+        for kind, enc_name, proj_dir in (
+            ("image", config.vision, config.image_projector),
+            ("audio", config.speech, config.audio_projector),
+        ):
+            if not enc_name:
+                continue
+            t0 = time.perf_counter()
+            enc = create_encoder(enc_name).eval()
+            info[kind] = {"name": enc_name, "load_s": time.perf_counter() - t0, "out_dim": enc.out_dim,
+                          "params": sum(p.numel() for p in enc.parameters())}
+            encoders[kind] = enc
+            if proj_dir:
+                proj, proj_cfg = load_projector(proj_dir)
+                projectors[kind] = proj
+                info[kind]["projector"] = proj_cfg
+            vision, speech = (enc, speech) if kind == "image" else (vision, enc)
+        model = MedAnyModel(llm, tok, encoders, projectors).to(config.device).eval()
+        return cls(model, config, vision=vision, speech=speech, info=info)
+
+    # -- request handling -------------------------------------------------
+
+    def build_messages(self, request: Request) -> tuple[list[dict], dict, dict]:
+        """Messages with tool context and placeholders, plus the media tensors and token counts."""
+        lines: list[str] = []
+        media_inputs: dict = {}
+        media_tokens: dict = {}
+        use_proj = {kind: kind in self.model.projectors for kind in PLACEHOLDERS}
+        for i, image in enumerate(request.images, 1):
+            lines.append(f"Image {i}: {self._describe_image(image)}")
+            if use_proj["image"]:
+                lines.append(PLACEHOLDERS["image"])
+        for i, clip in enumerate(request.audios, 1):
+            lines.append(f"Audio {i}: {self._describe_audio(clip)}")
+            if use_proj["audio"]:
+                lines.append(PLACEHOLDERS["audio"])
+        if use_proj["image"] and request.images:
+            x = torch.stack([self.vision.preprocess(im.pixels) for im in request.images])  # [n, 3, S, S]
+            n = self.vision.num_tokens() or self.model.encoders["image"](x[:1]).shape[1]
+            media_inputs["image"] = (x, None)
+            media_tokens["image"] = self.model.token_counts("image", [n] * len(request.images))
+        if use_proj["audio"] and request.audios:
+            x = torch.stack([self.speech.preprocess(c) for c in request.audios])  # [n, mels, frames]
+            valid = [self.speech.valid_frames(c) for c in request.audios]
+            media_inputs["audio"] = (x, valid)
+            media_tokens["audio"] = self.model.token_counts("audio", valid)
+        content = "\n".join(lines + [f"Question: {request.question}" if lines else request.question])
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
+        return messages, media_inputs, media_tokens
+
+    def _describe_image(self, image: MedicalImage) -> str:
+        meta = image.meta or {}
+        parts = []
+        if image.kind == "dicom":
+            fields_ = [("modality", "modality"), ("body_part", "body part"), ("view", "view"),
+                       ("age_band", "age"), ("sex", "sex")]
+            parts.append("DICOM " + ", ".join(f"{label} {meta[k]}" for k, label in fields_ if meta.get(k)))
+        elif self.config.use_tools and self.vision is not None and hasattr(self.vision, "describe"):
+            said = self.vision.describe(image)
+            if said:
+                parts.append(f"photo; a general object classifier (not medical) sees: {said}")
+        return "; ".join(p for p in parts if p) or "image attached"
+
+    def _describe_audio(self, clip: AudioClip) -> str:
+        from .io.audio import is_audible
+
+        head = f"recording ({clip.duration_s:.1f} s)"
+        if not is_audible(clip.samples):
+            return f"{head}, silent: no speech was heard"  # Whisper invents words on silence
+        if self.config.use_tools and self.speech is not None and hasattr(self.speech, "describe"):
+            return f'{head}, transcript: "{self.speech.describe(clip).strip()}"'
+        return head
+
+    def stream(self, question: str, images: Sequence = (), audios: Sequence = ()) -> Iterator[str]:
+        """Yield the answer to ``question`` about the given files/media as it is generated."""
+        from .io import load_audio, load_image
+
+        t0 = time.perf_counter()
+        timings = self.last_timings = Timings()
+        request = Request(
+            question,
+            [im if isinstance(im, MedicalImage) else load_image(im) for im in images],
+            [a if isinstance(a, AudioClip) else load_audio(a) for a in audios],
+        )
+        timings.inputs_s = time.perf_counter() - t0
+        with torch.inference_mode():
+            messages, media_inputs, media_tokens = self.build_messages(request)
+        timings.tools_s = time.perf_counter() - t0 - timings.inputs_s
+        enc = encode_conversation(self.model.tokenizer, messages, media_tokens)
+        ids = enc.input_ids[None].to(self.model.device)  # [1, L]
+        stats: dict = {}
+        yield from self.model.stream(ids, media_inputs=media_inputs, stats=stats, **self.generation_kwargs())
+        timings.total_s = time.perf_counter() - t0
+        timings.new_tokens = stats["tokens"]
+        if stats["first_token_at"] is not None:
+            timings.first_token_s = stats["first_token_at"] - t0
+
+    def answer(self, question: str, images: Sequence = (), audios: Sequence = ()) -> str:
+        """The whole answer as one string."""
+        return "".join(self.stream(question, images, audios)).strip()
+
+    def generation_kwargs(self) -> dict:
+        cfg = self.config
+        kwargs = {"max_new_tokens": cfg.max_new_tokens, "repetition_penalty": cfg.repetition_penalty}
+        if cfg.temperature > 0:
+            kwargs.update(do_sample=True, temperature=cfg.temperature)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        return kwargs

@@ -1,0 +1,70 @@
+import io
+
+import numpy as np
+import pytest
+
+from multimodal import cli
+
+TINY = ["--llm", "tiny-random", "--vision", "tiny_vit", "--speech", "tiny_whisper", "--max-new-tokens", "4"]
+
+
+def _png(path):
+    from PIL import Image
+
+    Image.fromarray((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)).save(path)
+    return str(path)
+
+
+def test_chat_streams_an_answer(tmp_path, capsys):
+    rc = cli.main(["chat", "--image", _png(tmp_path / "meal.png"), *TINY, "--timings", "what is this?"])
+    assert rc == 0
+    out, err = capsys.readouterr()
+    assert out.endswith("\n")
+    assert "first token" in err and "tok/s" in err
+
+
+def test_info_lists_models(capsys):
+    assert cli.main(["info", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "llm     tiny-random: random init" in out
+    assert "vision  tiny_vit" in out and "speech  tiny_whisper" in out
+    assert "no trained projector" in out
+
+
+def test_bad_input_exits_2_with_clear_message(tmp_path, capsys):
+    bad = tmp_path / "patient_JOHN_DOE.dcm"
+    bad.write_bytes(b"\x00" * 10)
+    rc = cli.main(["chat", "--image", str(bad), *TINY, "what?"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("medany: input problem:")
+    assert "JOHN_DOE" not in err and str(tmp_path) not in err
+
+
+def test_unknown_command_exits_nonzero():
+    with pytest.raises(SystemExit):
+        cli.main(["frobnicate"])
+
+
+def test_chat_writes_to_given_stream(tmp_path):
+    from multimodal.config import StackConfig
+
+    out = io.StringIO()
+    cfg = StackConfig(llm="tiny-random", vision="tiny_vit", speech="tiny_whisper", max_new_tokens=3)
+    assert cli.chat("hi", config=cfg, out=out) == 0
+    assert out.getvalue().endswith("\n")
+
+
+def test_demo_refuses_a_public_address_without_login(capsys, monkeypatch):
+    monkeypatch.delenv("MEDANY_DEMO_AUTH", raising=False)
+    rc = cli.main(["demo", "--host", "0.0.0.0", *TINY])
+    assert rc == 1
+    assert "without a login" in capsys.readouterr().err
+
+
+def test_delegated_commands_reach_their_modules(tmp_path, capsys):
+    rc = cli.main(["train", str(tmp_path / "missing.json")])
+    assert rc == 2 and "error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["deid", "--help"])
+    assert exc.value.code == 0 and "--out" in capsys.readouterr().out

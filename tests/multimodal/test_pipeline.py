@@ -1,0 +1,105 @@
+"""The request path on a tiny random stack: files in, streamed text out."""
+
+import numpy as np
+import pytest
+import torch
+
+from multimodal.config import StackConfig
+from multimodal.errors import InputError
+from multimodal.io.types import AudioClip, MedicalImage
+from multimodal.pipeline import Assistant
+from multimodal.template import MEDIA_TOKEN_IDS, encode_conversation
+from projectors import create_projector, save_projector
+
+TINY = dict(llm="tiny-random", vision="tiny_vit", speech="tiny_whisper", max_new_tokens=5)
+
+
+@pytest.fixture(scope="module")
+def projector_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("proj")
+    from encoders import create_encoder
+
+    img = create_projector("mlp2x_gelu", create_encoder("tiny_vit").out_dim, 64)
+    aud = create_projector("concat4", create_encoder("tiny_whisper").out_dim, 64)
+    return (str(save_projector(img, root / "img", encoder="tiny_vit", llm="tiny-random")),
+            str(save_projector(aud, root / "aud", encoder="tiny_whisper", llm="tiny-random")))
+
+
+def _image():
+    rng = np.random.default_rng(0)
+    return MedicalImage(rng.random((40, 48, 3), dtype=np.float32), {"modality": "CR", "body_part": "CHEST"}, "dicom")
+
+
+def _clip(seconds=1.0):
+    t = np.arange(int(16000 * seconds)) / 16000
+    return AudioClip((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))
+
+
+def test_text_only_answer_streams_and_times():
+    assistant = Assistant.load(StackConfig(**TINY))
+    pieces = list(assistant.stream("hello"))
+    assert "".join(pieces).strip() == assistant.answer("hello")
+    t = assistant.last_timings
+    assert 1 <= t.new_tokens <= 5 and t.total_s >= t.first_token_s > 0
+
+
+def test_without_projectors_media_become_tool_text_only():
+    assistant = Assistant.load(StackConfig(**TINY))
+    messages, media_inputs, media_tokens = assistant.build_messages(
+        __import__("multimodal.pipeline", fromlist=["Request"]).Request("what?", [_image()], [_clip()])
+    )
+    user = messages[-1]["content"]
+    assert "DICOM modality CR, body part CHEST" in user
+    assert "Audio 1: recording (1.0 s), transcript:" in user
+    assert "<image>" not in user and "<audio>" not in user
+    assert media_inputs == {} and media_tokens == {}
+
+
+def test_with_projectors_media_tokens_are_spliced(projector_dirs):
+    from multimodal.pipeline import Request
+
+    img_dir, aud_dir = projector_dirs
+    assistant = Assistant.load(StackConfig(**TINY, image_projector=img_dir, audio_projector=aud_dir))
+    messages, media_inputs, media_tokens = assistant.build_messages(Request("what?", [_image(), _image()], [_clip(2.0)]))
+    assert messages[-1]["content"].count("<image>") == 2 and messages[-1]["content"].count("<audio>") == 1
+    n_img = assistant.vision.num_tokens()
+    assert media_tokens["image"] == [n_img, n_img]
+    assert media_tokens["audio"] == [(assistant.speech.valid_frames(_clip(2.0)) + 3) // 4]
+    ids = encode_conversation(assistant.model.tokenizer, messages, media_tokens).input_ids[None]
+    feats = assistant.model.encode_all(media_inputs)
+    embeds = assistant.model.embed(ids, feats)
+    assert embeds.shape == (1, ids.shape[1], 64)
+    assert int((ids == MEDIA_TOKEN_IDS["audio"]).sum()) == feats["audio"].shape[0]
+    answer = assistant.answer("what?", [_image()], [_clip()])
+    assert isinstance(answer, str)
+    assert assistant.last_timings.new_tokens >= 1
+
+
+def test_bad_file_gives_typed_error(tmp_path):
+    bad = tmp_path / "scan.dcm"
+    bad.write_bytes(b"this is not a dicom file at all")
+    assistant = Assistant.load(StackConfig(**TINY))
+    with pytest.raises(InputError) as err:
+        assistant.answer("what?", images=[str(bad)])
+    assert str(tmp_path) not in str(err.value)
+
+
+def test_generation_kwargs_greedy_vs_sampling():
+    greedy = Assistant(None, StackConfig(temperature=0.0)).generation_kwargs()
+    assert greedy["do_sample"] is False
+    sampled = Assistant(None, StackConfig(temperature=0.7)).generation_kwargs()
+    assert sampled["do_sample"] is True and sampled["temperature"] == 0.7
+
+
+def test_silent_audio_is_reported_not_transcribed():
+    from multimodal.pipeline import Request
+
+    assistant = Assistant.load(StackConfig(**TINY))
+
+    def never(clip):
+        raise AssertionError("silence must not be sent to the speech recognizer")
+
+    assistant.speech.describe = never
+    silent = AudioClip(np.zeros(16000, dtype=np.float32))
+    messages, _, _ = assistant.build_messages(Request("what?", [], [silent]))
+    assert "silent: no speech was heard" in messages[-1]["content"]

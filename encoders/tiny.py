@@ -14,8 +14,9 @@ whatever the global RNG state is.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from multimodal.kernels.dispatch import attention
 
 from .base import Encoder, ImagePreprocess
 from .registry import register_encoder
@@ -42,8 +43,8 @@ class TinyAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """``[B, Hd, N, Dh]`` x3 -> ``[B, Hd, N, Dh]``; the single place a kernel is chosen."""
-        return F.scaled_dot_product_attention(q, k, v)
+        """``[B, Hd, N, Dh]`` x3 -> ``[B, Hd, N, Dh]``; our fused kernel on CUDA, SDPA on CPU."""
+        return attention(q, k, v, mask_kind="full")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape

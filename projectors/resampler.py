@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from multimodal.kernels.dispatch import attention
+
 
 class ResamplerLayer(nn.Module):
     """Pre-norm cross-attention (queries -> tokens) followed by a GELU feed-forward."""
@@ -39,11 +41,7 @@ class ResamplerLayer(nn.Module):
 
     @staticmethod
     def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """Full (unmasked) cross-attention; Lq = M differs from Lk = N."""
-        try:
-            from multimodal.kernels.dispatch import attention
-        except ImportError:  # kernels are optional for the projector package
-            return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        """Full (unmasked) cross-attention; Lq = M differs from Lk = N (Triton on CUDA)."""
         return attention(q, k, v, mask_kind="full")
 
 

@@ -15,7 +15,7 @@ VENV ?= $(HOME)/.cache/medany/venv-$(DEPS_KEY)
 BIN := $(VENV)/bin
 QUESTION ?= What does this chest film show, and what should the patient ask their doctor?
 
-.PHONY: install demo test test-fast bench clean-venv
+.PHONY: install demo browser test test-fast bench clean-venv
 
 # No file prerequisites: a fresh clone has fresh mtimes, and the venv path
 # already changes whenever the dependency list does.
@@ -31,12 +31,21 @@ install: $(BIN)/.medany-deps
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 
 # The main job: answer a question about the sample chest film and a
-# synthesized consult clip with the embedded real weights, offline.
+# synthesized consult clip with the embedded real weights, offline, then
+# serve the web demo on http://127.0.0.1:7860 (Ctrl+C stops it).
 demo: install
 	$(BIN)/medany info
 	$(BIN)/medany chat --image sample:RG1_UNCR.dcm --audio sample:consult "$(QUESTION)"
+	$(BIN)/medany demo
 
-test: install
+# The browser test drives Debian's Chromium; install it when we may (root),
+# otherwise that one test skips and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+	  echo "chromium not installed: the browser test will skip"
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 test-fast: install

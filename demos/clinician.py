@@ -1,0 +1,259 @@
+"""Clinician workspace: a study of images, a windowed viewer, metadata, and a grounded chat.
+
+A study is a list of uploaded images (DICOM, PNG, JPEG …), each decoded and
+de-identified on arrival; files that cannot be read are refused with the
+loader's message in the page, the rest of the study is kept. The viewer
+re-windows DICOM from the stored values (presets or centre/width sliders);
+questions are answered with every image of the study attached.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from multimodal.io import load_image
+from multimodal.io.limits import DEFAULT_LIMITS, InputLimits
+from multimodal.io.windows import PRESETS
+
+from .common import (LLM_SLOT, error_message, gr, log_event, log_failure, model_names, raise_ui_error,
+                     status_error, status_ok, timed, timing_note, to_display, user_error)
+from .report import Report, history_to_turns
+from .settings import DemoSettings
+
+SAMPLE_FILM = "sample:RG1_UNCR.dcm"
+MAX_STUDY_IMAGES = 12
+WINDOW_CHOICES = ["Default", "Auto"] + [name.replace("_", " ").capitalize() for name in PRESETS] + ["Custom"]
+EXAMPLE_QUESTIONS = [
+    "Describe this chest film and list what a radiologist would check.",
+    "What should the patient ask their doctor about this study?",
+]
+
+
+def window_spec(preset: str | None, center: float | None, width: float | None):
+    """UI choice -> ``load_image(window=...)``: None (file's own), ``"auto"``, a preset, or (c, w)."""
+    preset = (preset or "Default").strip()
+    if preset == "Default":
+        return None
+    if preset == "Auto":
+        return "auto"
+    if preset == "Custom":
+        if center is None or width is None:
+            return None
+        return (float(center), max(float(width), 1.0))
+    return preset.lower().replace(" ", "_")
+
+
+@lru_cache(maxsize=24)
+def _render(path: str, window, limits: InputLimits):
+    """Decode ``path`` with ``window`` -> (display uint8 [h, w, 3], de-identified meta, kind)."""
+    image = load_image(path, window=window, limits=limits)
+    return to_display(image.pixels), image.meta, image.kind
+
+
+def slider_ranges(meta: dict) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(center range, width range) in modality units for the window sliders."""
+    if (meta.get("modality") or "").upper() == "CT":
+        return (-1200.0, 3000.0), (1.0, 4000.0)
+    top = float(2 ** int(meta.get("bits_stored") or 16))
+    return (0.0, top), (1.0, top)
+
+
+def _label(index: int, meta: dict, kind: str) -> str:
+    if kind == "dicom":
+        what = " ".join(str(meta[k]) for k in ("modality", "body_part", "view") if meta.get(k))
+        return f"Image {index} · {what or 'DICOM'}"
+    return f"Image {index} · photo"
+
+
+class ClinicianWorkspace:
+    """Handlers (plain methods, testable without a browser) and the UI of the clinician tab."""
+
+    def __init__(self, assistant, settings: DemoSettings):
+        self.assistant = assistant
+        self.settings = settings
+        self.limits = settings.input_limits()
+
+    # -- study -------------------------------------------------------------
+
+    def add(self, sources, study: list | None, *, bundled: bool = False):
+        """Add files to the study; returns the outputs of :meth:`_study_outputs`.
+
+        ``bundled`` marks server-side samples: they are not uploads, so the
+        upload size limit does not apply to them.
+        """
+        study = list(study or [])
+        limits = DEFAULT_LIMITS if bundled else self.limits
+        known = {entry["path"] for entry in study}
+        problems = []
+        for source in sources or []:
+            path = source if isinstance(source, str) else getattr(source, "name", None) or str(source)
+            if path in known:
+                continue
+            number = len(study) + 1
+            if number > MAX_STUDY_IMAGES:
+                problems.append(f"A study holds at most {MAX_STUDY_IMAGES} images; the rest were not added.")
+                break
+            try:
+                with timed("clinician.add_image"):
+                    _, meta, kind = _render(path, None, limits)
+            except Exception as exc:  # shown in the page; the rest of the study is kept
+                log_failure("clinician.add_image", exc)
+                problems.append(f"Upload {number} was not added: {error_message(exc)}")
+                continue
+            study.append({"path": path, "label": _label(number, meta, kind), "meta": meta, "kind": kind,
+                          "bundled": bundled})
+            known.add(path)
+        status = status_error(" ".join(problems)) if problems else (
+            status_ok(f"{len(study)} image(s) in the study. Metadata is de-identified on load.") if study else "")
+        return self._study_outputs(study, study[-1]["label"] if study else None, status)
+
+    def add_sample(self, study):
+        from multimodal.samples import resolve_sample
+
+        try:
+            path = str(resolve_sample(SAMPLE_FILM))
+        except Exception as exc:
+            return self._study_outputs(list(study or []), None, status_error(error_message(exc)))
+        return self.add([path], study, bundled=True)
+
+    def clear_study(self):
+        return self._study_outputs([], None, "")
+
+    def _study_outputs(self, study: list, selected: str | None, status: str):
+        """(study, selector, viewer, preset, center, width, meta, status)."""
+        choices = [entry["label"] for entry in study]
+        viewer, meta, center, width = self._view(study, selected, "Default", None, None)
+        return (study, gr().update(choices=choices, value=selected), viewer, "Default", center, width, meta, status)
+
+    # -- viewer --------------------------------------------------------------
+
+    def _entry(self, study, label):
+        for entry in study or []:
+            if entry["label"] == label:
+                return entry
+        return None
+
+    def _view(self, study, label, preset, center, width):
+        """(viewer image, meta, center slider update, width slider update) for one image."""
+        entry = self._entry(study, label)
+        if entry is None:
+            return None, {}, gr().update(interactive=False), gr().update(interactive=False)
+        window = window_spec(preset, center, width) if entry["kind"] == "dicom" else None
+        limits = DEFAULT_LIMITS if entry.get("bundled") else self.limits
+        pixels, meta, _ = _render(entry["path"], window, limits)
+        used = meta.get("window") or {}
+        if entry["kind"] != "dicom" or "center" not in used:
+            return pixels, meta, gr().update(interactive=False), gr().update(interactive=False)
+        (c_lo, c_hi), (w_lo, w_hi) = slider_ranges(meta)
+        c, w = float(used["center"]), float(used["width"])
+        return (pixels, meta,
+                gr().update(minimum=min(c_lo, c), maximum=max(c_hi, c), value=c, interactive=True),
+                gr().update(minimum=min(w_lo, w), maximum=max(w_hi, w), value=w, interactive=True))
+
+    def select(self, label, study):
+        """Show another image of the study with its own window: (viewer, preset, center, width, meta)."""
+        viewer, meta, center, width = self._view(study, label, "Default", None, None)
+        return viewer, "Default", center, width, meta
+
+    def rewindow(self, label, preset, center, width, study):
+        """Apply a preset or the sliders: (viewer, preset, center, width, meta)."""
+        try:
+            viewer, meta, c, w = self._view(study, label, preset, center, width)
+        except Exception as exc:
+            raise_ui_error("clinician.window", exc)
+        return viewer, preset, c, w, meta
+
+    def slide(self, label, center, width, study):
+        """Sliders moved by hand: switch to a custom window."""
+        return self.rewindow(label, "Custom", center, width, study)
+
+    # -- chat ----------------------------------------------------------------
+
+    def chat(self, question, history, study):
+        """Stream the answer about every image of the study: yields (history, question box, note)."""
+        question = (question or "").strip()
+        history = list(history or [])
+        if not question:
+            raise user_error("Type a question first.", "No question")
+        paths = [entry["path"] for entry in study or []]
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
+        yield history, "", "Thinking…"
+        answer = ""
+        try:
+            with timed("clinician.chat", images=len(paths)):
+                for piece in self.assistant.stream(question, images=paths):
+                    answer += piece
+                    history[-1] = {"role": "assistant", "content": answer}
+                    yield history, "", "Answering…"
+        except Exception as exc:
+            raise_ui_error("clinician.chat", exc)
+        if not answer.strip():
+            history[-1] = {"role": "assistant", "content": "(no answer was generated)"}
+        t = self.assistant.last_timings
+        log_event("clinician.answer", tokens=t.new_tokens, seconds=t.total_s)
+        yield history, "", timing_note(self.assistant)
+
+    def export(self, history, study):
+        """Write the conversation as Markdown + JSON; returns the two file paths."""
+        if not history:
+            raise user_error("There is no conversation to export yet.", "Nothing to export")
+        report = Report(workspace="clinician", turns=history_to_turns(history),
+                        images=[entry["meta"] for entry in study or []], models=model_names(self.assistant))
+        md, js = report.write()
+        log_event("clinician.export", turns=len(report.turns))
+        return [str(md), str(js)]
+
+    # -- UI ------------------------------------------------------------------
+
+    def render(self) -> None:
+        """Build the tab's components and wire them (call inside a ``gr.Tab``)."""
+        g = gr()
+        study = g.State([])
+        with g.Row(equal_height=False):
+            with g.Column(scale=5, min_width=360):
+                files = g.File(label="Study images: DICOM, PNG, JPEG (several per study)", file_count="multiple",
+                               type="filepath", height=110, elem_id="clinician-files")
+                with g.Row():
+                    sample = g.Button("Load sample chest film", size="sm", elem_id="clinician-sample")
+                    clear_study = g.Button("Clear study", size="sm", variant="secondary")
+                status = g.HTML(elem_id="clinician-status")
+                selector = g.Dropdown(label="Image", choices=[], interactive=True, elem_id="clinician-selector")
+                viewer = g.Image(label="Viewer", type="numpy", format="png", interactive=False, height=460,
+                                 buttons=["fullscreen", "download"], elem_id="clinician-viewer")
+                preset = g.Radio(WINDOW_CHOICES, value="Default", label="Window preset", elem_id="window-preset")
+                with g.Row():
+                    center = g.Slider(label="Level (window centre)", minimum=0, maximum=4096, value=2048,
+                                      interactive=False, elem_id="window-center")
+                    width = g.Slider(label="Window width", minimum=1, maximum=4096, value=4096,
+                                     interactive=False, elem_id="window-width")
+                with g.Accordion("De-identified metadata", open=False):
+                    meta = g.JSON(label="Metadata", elem_id="clinician-meta")
+            with g.Column(scale=6, min_width=420):
+                chatbot = g.Chatbot(label="MedAny", height=560, elem_id="clinician-chat", buttons=["copy"],
+                                    placeholder="Load a study, then ask about it. Answers stream here.")
+                question = g.Textbox(label="Question", placeholder=EXAMPLE_QUESTIONS[0], lines=2,
+                                     elem_id="clinician-question")
+                with g.Row():
+                    ask = g.Button("Ask", variant="primary", elem_id="clinician-ask")
+                    clear_chat = g.Button("Clear chat", variant="secondary")
+                    export = g.Button("Export report", variant="secondary", elem_id="clinician-export")
+                note = g.Markdown(elem_classes=["medany-note"], elem_id="clinician-note")
+                g.Examples(EXAMPLE_QUESTIONS, inputs=[question], label="Example questions")
+                report_files = g.File(label="Report (Markdown and JSON)", file_count="multiple",
+                                      interactive=False, visible=True, elem_id="clinician-report")
+
+        study_out = [study, selector, viewer, preset, center, width, meta, status]
+        files.upload(self.add, [files, study], study_out, api_name="clinician_add")
+        sample.click(self.add_sample, [study], study_out, api_name="clinician_sample")
+        clear_study.click(self.clear_study, None, study_out, api_name="clinician_clear_study")
+        view_out = [viewer, preset, center, width, meta]
+        selector.input(self.select, [selector, study], view_out, api_name="clinician_select")
+        preset.input(self.rewindow, [selector, preset, center, width, study], view_out, api_name="clinician_window")
+        center.release(self.slide, [selector, center, width, study], view_out, api_visibility="undocumented")
+        width.release(self.slide, [selector, center, width, study], view_out, api_visibility="undocumented")
+        chat_args = dict(fn=self.chat, inputs=[question, chatbot, study], outputs=[chatbot, question, note],
+                         concurrency_id=LLM_SLOT)
+        ask.click(api_name="clinician_chat", **chat_args)
+        question.submit(api_visibility="undocumented", **chat_args)
+        clear_chat.click(lambda: ([], ""), None, [chatbot, note], api_visibility="undocumented")
+        export.click(self.export, [chatbot, study], [report_files], api_name="clinician_export")

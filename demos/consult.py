@@ -1,0 +1,154 @@
+"""Consult workspace: recording -> timestamped transcript -> answer -> optional spoken reply.
+
+The recording (microphone or file) is decoded and transcribed once with the
+speech encoder's own Whisper decoder; the answer is then asked with that
+transcript as context (and with the audio itself when a trained audio
+projector is installed). The reply can be spoken offline with espeak-ng.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .common import LLM_SLOT, gr, log_event, model_names, raise_ui_error, status_ok, timed, timing_note, user_error
+from .report import Report
+from .settings import DemoSettings
+
+SAMPLE_CONSULT = "sample:consult"
+DEFAULT_QUESTION = "Summarise the patient's complaint and suggest what the clinician should ask or check next."
+TRANSCRIPT_HEADERS = ["Start", "End", "Text"]
+
+
+def clock(seconds: float) -> str:
+    """``75.25`` -> ``"1:15.2"``."""
+    minutes, rest = divmod(max(0.0, float(seconds)), 60.0)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+def transcript_text(rows) -> str:
+    """Transcript rows -> ``[0:00.0-0:04.2] text`` lines for the prompt."""
+    rows = rows.values.tolist() if hasattr(rows, "values") else (rows or [])
+    return "\n".join(f"[{r[0]}-{r[1]}] {r[2]}" for r in rows if len(r) > 2 and str(r[2]).strip())
+
+
+class ConsultWorkspace:
+    """Handlers and UI of the consult tab."""
+
+    def __init__(self, assistant, settings: DemoSettings):
+        self.assistant = assistant
+        self.settings = settings
+        self.limits = settings.input_limits()
+
+    def sample(self):
+        """The bundled synthesized consult clip (path for the audio component)."""
+        import shutil
+        import tempfile
+
+        from multimodal.samples import resolve_sample
+
+        # Gradio serves only files under the temp dir: hand it a copy of the cached clip.
+        target = Path(tempfile.mkdtemp(prefix="medany-sample-")) / "consult.wav"
+        shutil.copyfile(resolve_sample(SAMPLE_CONSULT), target)
+        return str(target)
+
+    def transcribe(self, audio):
+        """Recording path -> (transcript rows, status)."""
+        if not audio:
+            raise user_error("Record or upload a consultation first.", "No recording")
+        from multimodal.io import load_audio
+
+        speech = self.assistant.speech
+        if speech is None or not hasattr(speech, "transcribe_segments"):
+            raise user_error("This MedAny stack has no speech model.", "No speech model")
+        try:
+            with timed("consult.transcribe") as facts:
+                clip = load_audio(audio, limits=self.limits)
+                segments = speech.transcribe_segments(clip)
+                facts.update(audio_s=clip.duration_s, segments=len(segments))
+        except Exception as exc:
+            raise_ui_error("consult.transcribe", exc)
+        rows = [[clock(s), clock(e), text] for s, e, text in segments if text.strip()]
+        status = status_ok(f"{clip.duration_s:.1f} s transcribed into {len(rows)} segment(s). Edit the text if needed.")
+        return rows or [["0:00.0", clock(clip.duration_s), ""]], status
+
+    def answer(self, audio, transcript, question):
+        """Stream the answer: yields (answer markdown, note)."""
+        question = (question or "").strip() or DEFAULT_QUESTION
+        text = transcript_text(transcript)
+        if not text and not audio:
+            raise user_error("Record or upload a consultation, then transcribe it.", "No consultation")
+        prompt = f"Consultation transcript:\n{text}\n\n{question}" if text else question
+        audios = [audio] if audio and "audio" in getattr(self.assistant.model, "projectors", {}) else []
+        answer = ""
+        yield "", "Thinking…"
+        try:
+            with timed("consult.answer", audios=len(audios)):
+                for piece in self.assistant.stream(prompt, audios=audios):
+                    answer += piece
+                    yield answer, "Answering…"
+        except Exception as exc:
+            raise_ui_error("consult.answer", exc)
+        yield answer.strip() or "(no answer was generated)", timing_note(self.assistant)
+
+    def speak(self, answer, enabled):
+        """The answer as speech (sample rate, int16 samples), or None when switched off."""
+        if not enabled or not (answer or "").strip():
+            return None
+        from multimodal.io.tts import MAX_TEXT_CHARS, synthesize
+
+        try:
+            with timed("consult.speak"):
+                clip = synthesize(answer.strip()[:MAX_TEXT_CHARS])
+        except Exception as exc:
+            raise_ui_error("consult.speak", exc)
+        pcm = (np.clip(clip.samples, -1.0, 1.0) * 32767.0).astype(np.int16)
+        log_event("consult.spoken", seconds=clip.duration_s)
+        return clip.sample_rate, pcm
+
+    def export(self, transcript, question, answer):
+        rows = transcript.values.tolist() if hasattr(transcript, "values") else (transcript or [])
+        report = Report(workspace="consult", models=model_names(self.assistant),
+                        tables={"Transcript": {"headers": TRANSCRIPT_HEADERS, "rows": rows}},
+                        turns=[{"role": "user", "content": question or DEFAULT_QUESTION},
+                               {"role": "assistant", "content": answer or ""}])
+        md, js = report.write()
+        return [str(md), str(js)]
+
+    def render(self) -> None:
+        g = gr()
+        with g.Row(equal_height=False):
+            with g.Column(scale=5, min_width=360):
+                audio = g.Audio(label="Consultation (record or upload)", sources=["microphone", "upload"],
+                                type="filepath", elem_id="consult-audio")
+                with g.Row():
+                    sample = g.Button("Use sample consult", size="sm", elem_id="consult-sample")
+                    transcribe = g.Button("Transcribe", variant="primary", size="sm", elem_id="consult-transcribe")
+                status = g.HTML(elem_id="consult-status")
+                transcript = g.Dataframe(headers=TRANSCRIPT_HEADERS, datatype=["str", "str", "str"], type="array",
+                                         interactive=True, wrap=True, column_count=3, label="Transcript",
+                                         column_widths=["70px", "70px", "auto"], elem_id="consult-transcript")
+            with g.Column(scale=6, min_width=420):
+                question = g.Textbox(label="Question about the consultation", value=DEFAULT_QUESTION, lines=2)
+                with g.Row():
+                    speak = g.Checkbox(label="Speak the answer (offline, espeak-ng)", value=False)
+                    ask = g.Button("Answer", variant="primary", elem_id="consult-answer")
+                    export = g.Button("Export report", variant="secondary")
+                answer = g.Markdown(elem_id="consult-answer-text", elem_classes=["medany-answer"])
+                note = g.Markdown(elem_classes=["medany-note"])
+                spoken = g.Audio(label="Spoken answer", type="numpy", interactive=False, elem_id="consult-spoken")
+                files = g.File(label="Report (Markdown and JSON)", file_count="multiple", interactive=False)
+
+        sample.click(self.sample, None, [audio], api_name="consult_sample") \
+            .then(self.transcribe, [audio], [transcript, status], concurrency_id=LLM_SLOT,
+                  api_visibility="undocumented")
+        for trigger in (audio.upload, audio.stop_recording):
+            trigger(self.transcribe, [audio], [transcript, status], concurrency_id=LLM_SLOT,
+                    api_visibility="undocumented")
+        transcribe.click(self.transcribe, [audio], [transcript, status], api_name="consult_transcribe",
+                         concurrency_id=LLM_SLOT)
+        ask.click(self.answer, [audio, transcript, question], [answer, note], api_name="consult_answer",
+                  concurrency_id=LLM_SLOT) \
+            .success(self.speak, [answer, speak], [spoken], api_name="consult_speak")
+        export.click(self.export, [transcript, question, answer], [files], api_name="consult_export")

@@ -1,0 +1,197 @@
+"""``medany eval``: held-out loss/perplexity and generation metrics for trained projectors.
+
+Teacher-forced loss covers every assistant token. Generation answers the last
+human turn of each sample greedily and scores it against fields the dataset
+carries beside the conversation:
+
+- ``"transcript"``: word error rate of the transcription, read from a
+  ``Transcript:`` line of the reply (or its first line when there is none);
+- ``"fields"``: ``{"modality": "CT", "body_part": "HEAD"}``, exact-match accuracy
+  of ``Modality: ...`` / ``Body part: ...`` lines in the reply;
+- ``"group"``: metrics are also broken down per group (e.g. held-out voices).
+
+Letters: B batch, L sequence length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from .data import ConversationDataset, Sample, collate, load_samples
+from .errors import MedAnyError, require
+from .template import IGNORE_INDEX, encode_conversation
+
+
+def normalize_words(text: str) -> list[str]:
+    """Lower-case words without punctuation (the usual WER normalisation)."""
+    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
+
+
+def word_edits(ref: list[str], hyp: list[str]) -> int:
+    """Levenshtein distance in words (substitutions + insertions + deletions)."""
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1]
+
+
+def word_error_rate(refs: list[str], hyps: list[str]) -> float:
+    """Corpus WER: total word edits / total reference words."""
+    edits = sum(word_edits(normalize_words(r), normalize_words(h)) for r, h in zip(refs, hyps))
+    words = sum(len(normalize_words(r)) for r in refs)
+    return edits / max(words, 1)
+
+
+def extract_field(text: str, name: str) -> str | None:
+    """Value of a ``Name: value`` line (``body_part`` matches ``Body part:``), else None."""
+    label = re.escape(name.replace("_", " "))
+    m = re.search(rf"(?im)^\s*{label}\s*:\s*(.+?)\s*$", text)
+    return m.group(1) if m else None
+
+
+def extract_transcript(text: str) -> str:
+    found = extract_field(text, "transcript")
+    return found if found is not None else (text.strip().splitlines() or [""])[0]
+
+
+def _same(a: str | None, b: str) -> bool:
+    return a is not None and normalize_words(a) == normalize_words(b)
+
+
+def _prompt(sample: Sample) -> tuple[list[dict], str]:
+    """Messages up to the last assistant turn, and that turn's text (the reference)."""
+    last = max(i for i, m in enumerate(sample.messages) if m["role"] == "assistant")
+    return sample.messages[:last], sample.messages[last]["content"]
+
+
+@torch.no_grad()
+def teacher_forced_loss(model, dataset: ConversationDataset, batch_size: int = 4) -> tuple[float, int]:
+    """Token-weighted mean cross-entropy over all supervised tokens, and the token count."""
+    total, tokens = 0.0, 0
+    pad = model.tokenizer.pad_token_id
+    for start in range(0, len(dataset), batch_size):
+        batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))], pad)
+        labels = batch["labels"]
+        n = int((labels[:, 1:] != IGNORE_INDEX).sum())  # HF shifts labels by one
+        media = {k: (x.to(model.device), v) for k, (x, v) in batch["media_inputs"].items()}
+        out = model(input_ids=batch["input_ids"].to(model.device), attention_mask=batch["attention_mask"].to(model.device),
+                    labels=labels.to(model.device), media_inputs=media)
+        total += float(out.loss) * n
+        tokens += n
+    return total / max(tokens, 1), tokens
+
+
+def evaluate(model, samples: list[Sample], media_fn, *, max_samples: int | None = None,
+             max_new_tokens: int = 64, generate: bool = True, examples: int = 5) -> dict:
+    """Score ``model`` on ``samples``; ``media_fn(kind, path) -> (input, valid)`` as in training.
+
+    Returns ``loss``, ``perplexity`` and, with ``generate``, ``exact_match``,
+    ``wer`` (samples with a transcript), ``field_accuracy`` (per named field),
+    ``groups`` (the same per ``group``) and a few ``examples``.
+    """
+    from .train import encoder_token_counts
+
+    samples = samples[:max_samples] if max_samples else samples
+    model.eval()
+    counts = encoder_token_counts(dict(model.encoders.items()), media_fn, samples)
+    ds = ConversationDataset(samples, model.tokenizer, media_fn, model.token_counts, encoder_tokens=counts)
+    loss, n_tok = teacher_forced_loss(model, ds)
+    result: dict = {"samples": len(samples), "loss": loss, "perplexity": math.exp(min(loss, 50.0)), "tokens": n_tok}
+    if not generate:
+        return result
+    rows = []
+    for s in samples:
+        messages, reference = _prompt(s)
+        media, n_tokens = {}, {}
+        for kind, files in s.media.items():
+            items = [media_fn(kind, f) for f in files]
+            n_enc = [v if v is not None else counts[kind] for _, v in items]
+            n_tokens[kind] = model.token_counts(kind, n_enc)
+            valid = [v for _, v in items]
+            media[kind] = (torch.stack([x for x, _ in items]), None if None in valid else valid)  # [n, ...]
+        enc = encode_conversation(model.tokenizer, messages, n_tokens, add_generation_prompt=True)
+        ids = model.generate(enc.input_ids[None].to(model.device), media_inputs=media,
+                             max_new_tokens=max_new_tokens, do_sample=False)
+        text = model.tokenizer.decode(ids[0], skip_special_tokens=True).strip()
+        rows.append((s, reference, text))
+    result.update(_score(rows))
+    groups = sorted({str(s.extra["group"]) for s, _, _ in rows if "group" in s.extra})
+    if groups:
+        result["groups"] = {g: _score([r for r in rows if str(r[0].extra.get("group")) == g]) for g in groups}
+    result["examples"] = [{"id": s.id, "reference": ref, "generated": gen} for s, ref, gen in rows[:examples]]
+    return result
+
+
+def _score(rows) -> dict:
+    out: dict = {"n": len(rows), "exact_match": sum(_same(g, r) for _, r, g in rows) / max(len(rows), 1)}
+    with_tr = [(s.extra["transcript"], extract_transcript(g)) for s, _, g in rows if "transcript" in s.extra]
+    if with_tr:
+        out["wer"] = word_error_rate([r for r, _ in with_tr], [h for _, h in with_tr])
+    fields: dict[str, list[bool]] = {}
+    for s, _, g in rows:
+        for name, value in (s.extra.get("fields") or {}).items():
+            fields.setdefault(name, []).append(_same(extract_field(g, name), str(value)))
+    if fields:
+        out["field_accuracy"] = {k: sum(v) / len(v) for k, v in fields.items()}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``medany eval CONFIG [--data FILE] [--projector-dir DIR] [--untrained] [--out FILE]``."""
+    from .train import build_stack, media_loader
+    from .train_config import TrainConfig
+
+    parser = argparse.ArgumentParser(prog="medany eval", description="Evaluate MedAny projectors on held-out data.")
+    parser.add_argument("config", help="the training config (.json or .yaml) of the run to evaluate")
+    parser.add_argument("--data", default=None, help="held-out set (default: the config's eval_data)")
+    parser.add_argument("--projector-dir", default=None,
+                        help="folder holding <kind>_projector/ (default: the config's output_dir)")
+    parser.add_argument("--untrained", action="store_true", help="score freshly initialised projectors (baseline)")
+    parser.add_argument("--max-samples", type=int, default=None)
+    parser.add_argument("--max-new-tokens", type=int, default=None)
+    parser.add_argument("--no-generate", action="store_true", help="loss and perplexity only")
+    parser.add_argument("--out", default=None, help="also write the metrics JSON here")
+    args = parser.parse_args(argv)
+    try:
+        config = TrainConfig.from_file(args.config)
+        data = args.data or config.eval_data
+        if not data:
+            raise MedAnyError("No held-out data: pass --data or set eval_data in the config.")
+        samples = load_samples(data, config.data_root)
+        kinds = [k for k in ("image", "audio") if any(s.media.get(k) for s in samples)]
+        src = Path(args.projector_dir or config.output_dir)
+        for kind in kinds:
+            if not args.untrained:
+                folder = src / f"{kind}_projector"
+                if not folder.is_dir():
+                    raise MedAnyError(f"No trained {kind} projector found; train first or pass --untrained.")
+                setattr(config, f"init_{kind}_projector", str(folder))
+        model, encoders = build_stack(config, kinds)
+        if config.lora and not args.untrained and (src / "lora").is_dir():
+            model.llm = require("peft", "all").PeftModel.from_pretrained(model.llm, str(src / "lora"))
+        media_fn, _ = media_loader(encoders, model.device)
+        metrics = evaluate(model, samples, media_fn, max_samples=args.max_samples or config.eval_max_samples,
+                           max_new_tokens=args.max_new_tokens or config.eval_max_new_tokens,
+                           generate=not args.no_generate)
+    except MedAnyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(metrics, indent=2)
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

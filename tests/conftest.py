@@ -10,6 +10,10 @@ import torch
 # Never reach a model hub from the test suite, even by accident.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Triton picks the interpreter when a kernel is decorated, i.e. on the first import of
+# multimodal.kernels.triton_attention, which any encoder or projector test may trigger.
+# Set it before anything is collected so the kernel tests run on CPU (tests/multimodal/kernels).
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import time
 import tracemalloc
 
+import numpy as np
 import pytest
 
 MAX_SECONDS = 2.0
@@ -37,3 +39,25 @@ def assert_fails_fast(exc_type, fn, *args, **kwargs):
     assert peak < MAX_PEAK_BYTES, f"peak {peak / 2**20:.0f} MiB"
     assert str(info.value)  # a human message, never empty
     return info.value
+
+
+def encode(fmt: str, codec: str, rate: int = 44100, channels: int = 2, seconds: float = 1.0,
+           amp: float = 0.5, freq: float = 440.0) -> bytes:
+    """A sine tone encoded in-process with PyAV."""
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate, layout="stereo" if channels == 2 else "mono")
+        t = np.arange(int(rate * seconds)) / rate
+        tone = (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(np.stack([tone] * channels), format="fltp", layout=stream.layout.name)
+        frame.sample_rate = rate
+        rs = av.AudioResampler(format=stream.format.name, layout=stream.layout.name, rate=rate,
+                               frame_size=stream.codec_context.frame_size or None)
+        for f in list(rs.resample(frame)) + list(rs.resample(None)):
+            for p in stream.encode(f):
+                out.mux(p)
+        for p in stream.encode(None):
+            out.mux(p)
+    return buf.getvalue()

@@ -9,7 +9,7 @@ import warnings
 import av
 import numpy as np
 import pytest
-from io_helpers import assert_fails_fast
+from tests.multimodal.io.io_helpers import assert_fails_fast, encode
 
 from multimodal.errors import CorruptInputError, EmptyInputError, InputTooLargeError, UnsupportedFormatError
 from multimodal.io import SAMPLE_RATE, InputLimits, load_audio, load_media
@@ -19,26 +19,6 @@ from multimodal.io.audio import SilentAudioWarning
 FORMATS = [("wav", "pcm_s16le", 44100), ("wav", "pcm_f32le", 22050), ("flac", "flac", 48000),
            ("mp3", "libmp3lame", 44100), ("ogg", "libopus", 48000), ("ipod", "aac", 44100),
            ("webm", "libopus", 48000)]
-
-
-def encode(fmt: str, codec: str, rate: int = 44100, channels: int = 2, seconds: float = 1.0,
-           amp: float = 0.5, freq: float = 440.0) -> bytes:
-    """A sine tone encoded in-process with PyAV."""
-    buf = io.BytesIO()
-    with av.open(buf, "w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=rate, layout="stereo" if channels == 2 else "mono")
-        t = np.arange(int(rate * seconds)) / rate
-        tone = (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-        frame = av.AudioFrame.from_ndarray(np.stack([tone] * channels), format="fltp", layout=stream.layout.name)
-        frame.sample_rate = rate
-        rs = av.AudioResampler(format=stream.format.name, layout=stream.layout.name, rate=rate,
-                               frame_size=stream.codec_context.frame_size or None)
-        for f in list(rs.resample(frame)) + list(rs.resample(None)):
-            for p in stream.encode(f):
-                out.mux(p)
-        for p in stream.encode(None):
-            out.mux(p)
-    return buf.getvalue()
 
 
 def wav(samples: np.ndarray, rate: int = 16000, channels: int = 1) -> bytes:

@@ -7,7 +7,7 @@ import warnings
 
 import pydicom
 import pytest
-from io_helpers import sample_bytes
+from tests.multimodal.io.io_helpers import sample_bytes
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 

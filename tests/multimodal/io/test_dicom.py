@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pydicom
 import pytest
-from io_helpers import sample_bytes
+from tests.multimodal.io.io_helpers import sample_bytes
 
 from multimodal.errors import InputError
 from multimodal.io import load_image

@@ -6,7 +6,7 @@ import io
 
 import pydicom
 import pytest
-from io_helpers import assert_fails_fast, sample_bytes
+from tests.multimodal.io.io_helpers import assert_fails_fast, sample_bytes
 from pydicom import config
 
 from multimodal.errors import CorruptInputError, EmptyInputError, InputError, InputTooLargeError, UnsupportedFormatError

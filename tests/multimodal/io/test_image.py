@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from io_helpers import assert_fails_fast
+from tests.multimodal.io.io_helpers import assert_fails_fast
 from PIL import Image
 
 from multimodal.errors import CorruptInputError, EmptyInputError, InputError, InputTooLargeError, UnsupportedFormatError

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from io_helpers import sample_bytes
+from tests.multimodal.io.io_helpers import sample_bytes
 
 from multimodal.errors import InputError, InputTooLargeError, UnsupportedFormatError
 from multimodal.io import AudioClip, InputLimits, MedicalImage, load_audio, load_image, load_media
@@ -69,6 +69,6 @@ def test_bad_source_types():
 
 
 def test_audio_dispatch():
-    from test_audio import encode
+    from tests.multimodal.io.io_helpers import encode
 
     assert isinstance(load_media(encode("wav", "pcm_s16le")), AudioClip)

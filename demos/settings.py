@@ -9,29 +9,16 @@ queue answers "busy" instead of piling up work), and Gradio's telemetry is off.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass
 
 from multimodal.errors import MedAnyError
 from multimodal.io.limits import DEFAULT_LIMITS, InputLimits, MiB
-
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+from multimodal.net import is_loopback
 
 
 class DemoConfigError(MedAnyError, ValueError):
     """The demo settings are unsafe or inconsistent; the message says how to fix them."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    name = host.strip().strip("[]").lower()
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False  # a hostname that resolves elsewhere: treat as public
 
 
 def parse_auth(text: str) -> tuple[str, str]:

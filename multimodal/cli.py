@@ -3,6 +3,7 @@
     medany chat [--image FILE]... [--audio FILE]... "question"
     medany info
     medany demo [--host H] [--port P] [--share-auth USER:PASS]
+    medany serve [--host H] [--port P] [--api-key KEY]...   (OpenAI-compatible API)
     medany deid IN... --out DIR
     medany train CONFIG [--resume]      (see multimodal.train)
     medany eval CONFIG [--out FILE]     (see multimodal.evaluate)
@@ -90,6 +91,31 @@ def demo(config: StackConfig | None = None, host: str = "127.0.0.1", port: int =
     return 0
 
 
+def serve(config: StackConfig | None = None, host: str = "127.0.0.1", port: int = 8000,
+          api_keys: Sequence[str] = (), model_name: str = "medany", max_request_mb: int = 64,
+          queue_size: int = 16, timeout_s: float = 120.0, allowed_dirs: Sequence[str] = (),
+          audit_log: str | None = None) -> int:
+    """Serve the OpenAI-compatible API (``/v1/chat/completions``) on the given stack until interrupted."""
+    from .pipeline import Assistant
+    from .serve import ServeSettings, build_app, launch
+    from .serve.settings import api_keys_from_env
+
+    settings = ServeSettings(host=host, port=port, api_keys=tuple(api_keys) + api_keys_from_env(),
+                             model_name=model_name, max_request_bytes=max_request_mb * 1024 * 1024,
+                             queue_size=queue_size, request_timeout_s=timeout_s,
+                             allow_local_files=bool(allowed_dirs), allowed_dirs=tuple(allowed_dirs),
+                             audit_log=audit_log).validate()  # refuse unsafe settings before loading models
+    if audit_log is None:
+        from .serve.audit import log_to_stderr
+
+        log_to_stderr()
+    assistant = Assistant.load(config or StackConfig())
+    shown = f"[{host}]" if ":" in host else host
+    print(f"MedAny API on http://{shown}:{port}/v1 (model '{model_name}'; Ctrl+C to stop)", file=sys.stderr)
+    launch(build_app(assistant, settings), settings, block=True)
+    return 0
+
+
 def quiet_libraries() -> None:
     """No download/loading progress bars or advisory warnings from the model libraries."""
     try:
@@ -144,6 +170,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-file-mb", type=int, default=256, help="largest upload in MiB")
     _add_stack_args(p)
 
+    p = sub.add_parser("serve", help="serve an OpenAI-compatible API (/v1/chat/completions)")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (non-loopback needs --api-key)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", dest="api_keys", action="append", default=[],
+                   help="accepted bearer key (repeatable; or MEDANY_API_KEYS=KEY1,KEY2)")
+    p.add_argument("--model-name", default="medany", help="model id clients send and /v1/models lists")
+    p.add_argument("--max-request-mb", type=int, default=64, help="largest request body in MiB")
+    p.add_argument("--queue-size", type=int, default=16, help="most requests waiting; beyond it 429")
+    p.add_argument("--timeout", dest="timeout_s", type=float, default=120.0, help="seconds per request (504 after)")
+    p.add_argument("--allow-local-files", dest="allowed_dirs", action="append", default=[], metavar="DIR",
+                   help="accept file:// image URLs inside DIR (repeatable); off by default")
+    p.add_argument("--audit-log", help="file for one JSON line per request (default: the medany.serve.audit logger)")
+    _add_stack_args(p)
+
     # These parse their own options (see their modules); listed here for --help.
     sub.add_parser("deid", help="de-identify DICOM files (PS3.15 Annex E basic profile)", add_help=False)
     sub.add_parser("train", help="train projectors from a JSON/YAML config", add_help=False)
@@ -172,6 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return demo(_stack_config(args), host=args.host, port=args.port, auth=args.auth,
                         max_file_mb=args.max_file_mb)
+        if args.command == "serve":
+            return serve(_stack_config(args), host=args.host, port=args.port, api_keys=args.api_keys,
+                         model_name=args.model_name, max_request_mb=args.max_request_mb,
+                         queue_size=args.queue_size, timeout_s=args.timeout_s, allowed_dirs=args.allowed_dirs,
+                         audit_log=args.audit_log)
     except InputError as exc:
         print(f"medany: input problem: {exc}", file=sys.stderr)
         return 2

@@ -36,6 +36,7 @@ class Timings:
     first_token_s: float = 0.0
     total_s: float = 0.0
     new_tokens: int = 0
+    prompt_tokens: int = 0
 
     @property
     def tokens_per_s(self) -> float:
@@ -150,8 +151,13 @@ class Assistant:
             return f'{head}, transcript: "{self.speech.describe(clip).strip()}"'
         return head
 
-    def stream(self, question: str, images: Sequence = (), audios: Sequence = ()) -> Iterator[str]:
-        """Yield the answer to ``question`` about the given files/media as it is generated."""
+    def stream(self, question: str, images: Sequence = (), audios: Sequence = (), **generate) -> Iterator[str]:
+        """Yield the answer to ``question`` about the given files/media as it is generated.
+
+        ``generate`` overrides this call's generation settings (see :meth:`generation_kwargs`):
+        ``max_new_tokens``, ``temperature`` or any keyword of HF ``generate`` such as
+        ``stopping_criteria``; the stack's config is left unchanged.
+        """
         from .io import load_audio, load_image
 
         t0 = time.perf_counter()
@@ -167,8 +173,9 @@ class Assistant:
         timings.tools_s = time.perf_counter() - t0 - timings.inputs_s
         enc = encode_conversation(self.model.tokenizer, messages, media_tokens)
         ids = enc.input_ids[None].to(self.model.device)  # [1, L]
+        timings.prompt_tokens = int(ids.shape[1])
         stats: dict = {}
-        yield from self.model.stream(ids, media_inputs=media_inputs, stats=stats, **self.generation_kwargs())
+        yield from self.model.stream(ids, media_inputs=media_inputs, stats=stats, **self.generation_kwargs(**generate))
         timings.total_s = time.perf_counter() - t0
         timings.new_tokens = stats["tokens"]
         if stats["first_token_at"] is not None:
@@ -178,11 +185,14 @@ class Assistant:
         """The whole answer as one string."""
         return "".join(self.stream(question, images, audios)).strip()
 
-    def generation_kwargs(self) -> dict:
+    def generation_kwargs(self, max_new_tokens: int | None = None, temperature: float | None = None,
+                          **extra) -> dict:
+        """Keyword arguments for HF ``generate``: the config's, with this call's overrides."""
         cfg = self.config
-        kwargs = {"max_new_tokens": cfg.max_new_tokens, "repetition_penalty": cfg.repetition_penalty}
-        if cfg.temperature > 0:
-            kwargs.update(do_sample=True, temperature=cfg.temperature)
+        temperature = cfg.temperature if temperature is None else temperature
+        kwargs = {"max_new_tokens": max_new_tokens or cfg.max_new_tokens, "repetition_penalty": cfg.repetition_penalty}
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        return kwargs
+        return {**kwargs, **extra}

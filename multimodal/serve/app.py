@@ -1,0 +1,187 @@
+"""The OpenAI-compatible HTTP API around one loaded :class:`~multimodal.pipeline.Assistant`.
+
+``build_app(assistant, settings)`` returns a FastAPI app with:
+
+- ``POST /v1/chat/completions``: text, ``image_url`` (data URLs, DICOM as
+  ``application/dicom``, local files when allowed) and ``input_audio`` parts;
+  ``"stream": true`` answers with server-sent ``chat.completion.chunk`` events
+  ending in ``data: [DONE]``, otherwise one ``chat.completion`` with usage.
+- ``GET /v1/models`` (and ``/v1/models/{id}``): the one served model.
+- ``GET /health``: liveness and queue depth (no auth, no model details).
+
+A request is checked in the order a client can fix it (key 401, size 413,
+content type 415, JSON and fields 400/404/415, media 413/415/422), then
+waits in the bounded FIFO :class:`~multimodal.serve.queue.WorkQueue` (429
+when full, 504 past its deadline). Errors use OpenAI's envelope; each chat
+request leaves one audit line (:mod:`multimodal.serve.audit`).
+"""
+
+import hmac
+import logging
+import time
+import uuid
+from contextlib import asynccontextmanager
+
+from ..errors import require
+from .audit import AuditLog, stack_identity
+from .completions import DONE, Usage, chat_work, chunk, completion, sse
+from .errors import ApiError, as_api_error, bad_request, install_handlers
+from .queue import WorkQueue
+from .schema import decode_media, parse_chat_request, parse_json
+from .settings import ServeSettings
+
+log = logging.getLogger("medany.serve")
+
+
+def build_app(assistant, settings: ServeSettings | None = None):
+    """The API app around a loaded ``assistant``; serve it with :func:`multimodal.serve.launch`."""
+    require("fastapi", "all")
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, StreamingResponse
+    from starlette.concurrency import run_in_threadpool
+
+    settings = (settings or ServeSettings()).validate()
+    work_queue = WorkQueue(settings.queue_size, settings.request_timeout_s)
+    audit = AuditLog(stack_identity(assistant.info, settings.model_name), settings.audit_log)
+    limits = settings.input_limits()
+    started = int(time.time())
+    keys = [k.encode() for k in settings.api_keys]
+
+    @asynccontextmanager
+    async def lifespan(app):
+        work_queue.start()
+        yield
+        work_queue.close()
+
+    app = FastAPI(title="MedAny API", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    install_handlers(app)
+    app.state.settings, app.state.queue, app.state.audit, app.state.assistant = settings, work_queue, audit, assistant
+
+    def authorize(request: Request) -> None:
+        if not keys:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        given = token.strip().encode()
+        # Compare against every key (no early exit) so timing does not tell which prefix matched.
+        matches = [hmac.compare_digest(given, k) for k in keys]
+        if scheme.lower() != "bearer" or not any(matches):
+            raise ApiError(401, "Missing or invalid API key; send 'Authorization: Bearer KEY'.",
+                           code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+    def model_card() -> dict:
+        return {"id": settings.model_name, "object": "model", "created": started, "owned_by": "medany"}
+
+    @app.get("/health")
+    async def health():
+        """200 while requests are accepted, 503 otherwise (for load balancers); queue depth either way."""
+        body = {"status": "ok" if work_queue.accepting else "unavailable",
+                "queue": {"waiting": work_queue.waiting, "size": work_queue.size,
+                          "busy": work_queue.running is not None}}
+        return JSONResponse(body, status_code=200 if work_queue.accepting else 503)
+
+    @app.get("/v1/models")
+    async def list_models(request: Request):
+        authorize(request)
+        return {"object": "list", "data": [model_card()]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def get_model(model_id: str, request: Request):
+        authorize(request)
+        if model_id != settings.model_name:
+            raise ApiError(404, "No such model.", code="model_not_found", param="model")
+        return model_card()
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        t0 = time.monotonic()
+        rid = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        headers = {"x-request-id": rid}
+        chat = None
+
+        def finish(status: int, code: str | None = None, usage: Usage | None = None) -> None:
+            audit.record(request_id=rid, status=status, code=code, latency_s=time.monotonic() - t0,
+                         inputs=chat.media if chat else (), stream=bool(chat and chat.stream),
+                         prompt_tokens=usage.prompt_tokens if usage else None,
+                         completion_tokens=usage.completion_tokens if usage else None)
+
+        async def stream_events(first, events):
+            """SSE frames: a role chunk, content chunks, the finish chunk, usage if asked, [DONE]."""
+            status, code, usage = 200, None, Usage()
+            try:
+                yield sse(chunk(rid, created, chat.model, {"role": "assistant", "content": ""}))
+                kind, value = first
+                while True:
+                    if kind == "piece":
+                        yield sse(chunk(rid, created, chat.model, {"content": value}))
+                    else:
+                        usage = value or usage
+                        break
+                    kind, value = await anext(events)
+                yield sse(chunk(rid, created, chat.model, finish_reason=usage.finish_reason))
+                if chat.include_usage:
+                    yield sse(chunk(rid, created, chat.model, usage=usage))
+                yield DONE
+            except Exception as exc:  # headers are sent: report in-band, as OpenAI does
+                err = as_api_error(exc)
+                status, code = err.status, err.code
+                yield sse(err.body())
+            except BaseException:  # the client went away (cancelled): stop the job, log, re-raise
+                status, code = 499, "client_closed"
+                raise
+            finally:
+                await events.aclose()
+                finish(status, code, usage if status == 200 else None)
+
+        try:
+            authorize(request)
+            body = await read_body(request, settings.max_request_bytes)
+            chat = parse_chat_request(parse_json(body), settings)
+            work_queue.check_open()  # refuse before decoding when the queue is already full
+            images, audios = await run_in_threadpool(decode_media, chat, limits)
+            job = work_queue.submit(chat_work(assistant, chat, images, audios), arrived=t0)
+            events = work_queue.events(job)
+            if chat.stream:
+                # Wait for the first event so that queueing and input errors still get their status.
+                first = await anext(events)
+                return StreamingResponse(stream_events(first, events), media_type="text/event-stream",
+                                         headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            pieces, usage = [], Usage()
+            async for kind, value in events:
+                if kind == "piece":
+                    pieces.append(value)
+                else:
+                    usage = value or usage
+            finish(200, usage=usage)
+            return JSONResponse(completion(rid, created, chat.model, "".join(pieces).strip(), usage), headers=headers)
+        except Exception as exc:
+            err = as_api_error(exc)
+            if err.status >= 500 and not isinstance(exc, ApiError):
+                log.error("chat completion failed: %s", type(exc).__name__)
+            finish(err.status, err.code)
+            return JSONResponse(err.body(), status_code=err.status, headers={**headers, **err.headers})
+
+    async def read_body(request: Request, limit: int) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                raise bad_request("Invalid Content-Length header.", code="invalid_header")
+            if int(declared) > limit:
+                raise too_large(limit)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise ApiError(415, "Send the request as JSON (Content-Type: application/json).",
+                           code="unsupported_media_type")
+        chunks, size = [], 0
+        async for part in request.stream():
+            size += len(part)
+            if size > limit:
+                raise too_large(limit)
+            chunks.append(part)
+        return b"".join(chunks)
+
+    def too_large(limit: int) -> ApiError:
+        return ApiError(413, f"The request is larger than this server accepts ({limit / 2**20:.0f} MiB).",
+                        code="request_too_large")
+
+    return app

@@ -1,0 +1,275 @@
+"""OpenAI chat requests in, a validated :class:`ChatRequest` (question + encoded media) out.
+
+Accepted message content, per OpenAI's chat format:
+
+- a string, or a list of parts: ``{"type": "text", "text": ...}``,
+- ``{"type": "image_url", "image_url": {"url": ...}}`` where the URL is a
+  base64 ``data:`` URL of ``image/png``, ``image/jpeg``, ``image/webp`` or
+  ``application/dicom``, or (only when the server allows local files) a
+  ``file://`` URL / absolute path inside an allowed folder,
+- ``{"type": "input_audio", "input_audio": {"data": BASE64, "format": "wav"}}``
+  (``wav``, ``mp3``, ``flac``, ``ogg``, ``m4a``, ``mp4``, ``webm``).
+
+The media's bytes are decoded later by :mod:`multimodal.io` (which sniffs the
+content, never trusting the declared type beyond this first check). Error
+messages point at the offending field (``param``) and never echo a path or
+any content.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from ..errors import InputError
+from ..io import AudioClip, MedicalImage, load_audio, load_image, read_bytes
+from .errors import ApiError, bad_request
+from .settings import ServeSettings
+
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/jpg", "image/webp", "application/dicom"})
+AUDIO_FORMATS = frozenset({"wav", "mp3", "flac", "ogg", "m4a", "mp4", "webm"})
+ROLES = frozenset({"system", "developer", "user", "assistant"})
+# Parameters that would change what the client gets back if silently ignored.
+UNSUPPORTED = {"tools": "tool calls", "functions": "function calls", "tool_choice": "tool calls",
+               "function_call": "function calls", "audio": "audio output", "prediction": "predicted outputs"}
+
+
+@dataclass
+class MediaInput:
+    """One encoded medium of a request: its kind, its bytes and where it sat in the request."""
+
+    kind: str  # "image" | "audio"
+    data: bytes
+    param: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass
+class ChatRequest:
+    """What one ``/v1/chat/completions`` call asks for."""
+
+    model: str
+    question: str
+    media: list[MediaInput] = field(default_factory=list)
+    stream: bool = False
+    include_usage: bool = False
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+def parse_json(body: bytes) -> dict:
+    """The request body as a JSON object (400 otherwise)."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise bad_request("The request body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise bad_request("The request body must be a JSON object.", code="invalid_json")
+    return data
+
+
+def parse_chat_request(data: dict, settings: ServeSettings) -> ChatRequest:
+    """Validate an OpenAI chat completion request; raises :class:`ApiError` (400/403/404/415)."""
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("'model' is required and must be a string.", "model", "missing_required_parameter")
+    if model != settings.model_name:
+        raise ApiError(404, f"The model '{model[:64]}' does not exist; this server serves '{settings.model_name}'.",
+                       code="model_not_found", param="model")
+    for key, what in UNSUPPORTED.items():
+        if data.get(key) not in (None, [], {}):
+            raise bad_request(f"This server does not support {what}.", key, "unsupported_parameter")
+    _check_choice_options(data)
+    stream = _optional(data, "stream", bool, False)
+    options = _optional(data, "stream_options", dict, None) or {}
+    include_usage = _optional(options, "include_usage", bool, False, "stream_options.include_usage")
+    max_tokens = _max_tokens(data, settings)
+    temperature = _optional(data, "temperature", (int, float), None)
+    if temperature is not None and not 0 <= temperature <= 2:
+        raise bad_request("'temperature' must be between 0 and 2.", "temperature")
+
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("'messages' must be a non-empty list.", "messages", "missing_required_parameter")
+    turns: list[tuple[str, str]] = []
+    media: list[MediaInput] = []
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise bad_request("Each message must be an object.", where)
+        role = message.get("role")
+        if role == "tool":
+            raise bad_request("This server does not support tool messages.", f"{where}.role", "unsupported_parameter")
+        if not isinstance(role, str) or role not in ROLES:
+            raise bad_request(f"Unknown role; expected one of {sorted(ROLES)}.", f"{where}.role")
+        text, found = _content(message.get("content"), f"{where}.content", role, settings)
+        turns.append((role, text))
+        media.extend(found)
+    if turns[-1][0] != "user":
+        raise bad_request("The last message must come from the user.", f"messages[{len(messages) - 1}].role")
+    if len(media) > settings.max_media_items:
+        raise ApiError(413, f"A request may carry at most {settings.max_media_items} images and recordings.",
+                       code="too_many_media", param="messages")
+    if not turns[-1][1].strip() and not media:
+        raise bad_request("The last user message is empty.", f"messages[{len(messages) - 1}].content")
+    return ChatRequest(model, flatten(turns), media, stream, include_usage, max_tokens, temperature)
+
+
+def flatten(turns: list[tuple[str, str]]) -> str:
+    """One question for the assistant: the last user turn, after any instructions and earlier turns."""
+    *earlier, (_, last) = turns
+    if not earlier:
+        return last
+    names = {"system": "Instructions", "developer": "Instructions", "user": "User", "assistant": "Assistant"}
+    lines = [f"{names[role]}: {text}" for role, text in earlier if text.strip()]
+    return "\n".join(lines + [f"User: {last}"])
+
+
+def decode_media(request: ChatRequest, limits) -> tuple[list[MedicalImage], list[AudioClip]]:
+    """Decode every medium with :mod:`multimodal.io`; their errors become :class:`ApiError` (413/415/422)."""
+    images, audios = [], []
+    for item in request.media:
+        try:
+            if item.kind == "image":
+                images.append(load_image(item.data, limits=limits))
+            else:
+                audios.append(load_audio(item.data, limits=limits))
+        except InputError as exc:
+            raise ApiError.from_input_error(exc, item.param) from None
+    return images, audios
+
+
+# -- parts -----------------------------------------------------------------
+
+
+def _content(content, where: str, role: str, settings: ServeSettings) -> tuple[str, list[MediaInput]]:
+    if content is None and role == "assistant":
+        return "", []
+    if isinstance(content, str):
+        return content, []
+    if not isinstance(content, list):
+        raise bad_request("Message content must be a string or a list of parts.", where)
+    texts, media = [], []
+    for j, part in enumerate(content):
+        at = f"{where}[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise bad_request("A text part needs a string 'text'.", f"{at}.text")
+            texts.append(text)
+            continue
+        if not isinstance(kind, str) or kind not in ("image_url", "input_audio"):
+            raise bad_request("Unknown content part; expected 'text', 'image_url' or 'input_audio'.", f"{at}.type")
+        if role != "user":
+            raise bad_request("Only user messages may carry images or audio.", at)
+        media.append(_image(part, at, settings) if kind == "image_url" else _audio(part, at))
+    return "\n".join(texts), media
+
+
+def _image(part: dict, at: str, settings: ServeSettings) -> MediaInput:
+    spec = part.get("image_url")
+    url = spec.get("url") if isinstance(spec, dict) else spec  # some clients send the URL directly
+    where = f"{at}.image_url.url"
+    if not isinstance(url, str) or not url:
+        raise bad_request("An image_url part needs a 'url' string.", where)
+    if url.startswith("data:"):
+        mime, data = _data_url(url, where)
+        if mime not in IMAGE_TYPES:
+            raise ApiError(415, "Images must be image/png, image/jpeg, image/webp or application/dicom data URLs.",
+                           code="unsupported_media_type", param=where)
+        return MediaInput("image", data, where)
+    if url.startswith("file://") or url.startswith("/"):
+        return MediaInput("image", _local_file(url, where, settings), where)
+    if url.split(":", 1)[0].lower() in ("http", "https"):
+        raise bad_request("This server does not fetch remote URLs; send the image as a data: URL.", where,
+                          "unsupported_url")
+    raise bad_request("The image URL must be a base64 data: URL.", where, "unsupported_url")
+
+
+def _audio(part: dict, at: str) -> MediaInput:
+    spec = part.get("input_audio")
+    if not isinstance(spec, dict):
+        raise bad_request("An input_audio part needs an object with 'data' and 'format'.", f"{at}.input_audio")
+    fmt = spec.get("format")
+    if not isinstance(fmt, str) or fmt.lower() not in AUDIO_FORMATS:
+        raise ApiError(415, f"Audio format must be one of {sorted(AUDIO_FORMATS)}.",
+                       code="unsupported_media_type", param=f"{at}.input_audio.format")
+    return MediaInput("audio", _b64(spec.get("data"), f"{at}.input_audio.data"), f"{at}.input_audio.data")
+
+
+def _data_url(url: str, where: str) -> tuple[str, bytes]:
+    header, sep, payload = url[5:].partition(",")
+    params = [p.strip().lower() for p in header.split(";")]
+    if not sep or "base64" not in params[1:]:
+        raise bad_request("Data URLs must be base64-encoded (data:TYPE;base64,...).", where, "invalid_data_url")
+    return params[0], _b64(payload, where)
+
+
+def _b64(text, where: str) -> bytes:
+    if not isinstance(text, str) or not text:
+        raise bad_request("Expected non-empty base64 data.", where, "invalid_base64")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request("The data is not valid base64.", where, "invalid_base64") from None
+
+
+def _local_file(url: str, where: str, settings: ServeSettings) -> bytes:
+    allowed = settings.resolved_dirs()
+    if not allowed:
+        raise bad_request("This server does not read local files; send the image as a data: URL.", where,
+                          "local_files_disabled")
+    parsed = urlparse(url)
+    if url.startswith("file://") and parsed.netloc not in ("", "localhost"):
+        raise bad_request("Only file:// URLs on this machine are accepted.", where, "unsupported_url")
+    path = Path(unquote(parsed.path) if url.startswith("file://") else url).resolve()
+    if not any(path.is_relative_to(d) for d in allowed):
+        raise ApiError(403, "That file is outside the folders this server may read.", code="path_not_allowed",
+                       param=where)
+    try:
+        return read_bytes(path, settings.input_limits())
+    except InputError as exc:
+        raise ApiError.from_input_error(exc, where) from None
+
+
+# -- options ---------------------------------------------------------------
+
+
+def _optional(data: dict, key: str, types, default, param: str | None = None):
+    value = data.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, types) or (types is not bool and isinstance(value, bool)):
+        raise bad_request(f"'{key}' has the wrong type.", param or key, "invalid_type")
+    return value
+
+
+def _max_tokens(data: dict, settings: ServeSettings) -> int | None:
+    key = "max_completion_tokens" if data.get("max_completion_tokens") is not None else "max_tokens"
+    value = _optional(data, key, int, None)
+    if value is not None and not 1 <= value <= settings.max_tokens:
+        raise bad_request(f"'{key}' must be between 1 and {settings.max_tokens}.", key)
+    return value
+
+
+def _check_choice_options(data: dict) -> None:
+    if _optional(data, "n", int, 1) != 1:
+        raise bad_request("This server returns one choice per request ('n' must be 1).", "n", "unsupported_value")
+    if _optional(data, "logprobs", bool, False):
+        raise bad_request("This server does not return log probabilities.", "logprobs", "unsupported_parameter")
+    stop = data.get("stop")
+    if stop not in (None, [], ""):
+        raise bad_request("This server does not support stop sequences.", "stop", "unsupported_parameter")
+    fmt = data.get("response_format")
+    if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") != "text"):
+        raise bad_request("Only the 'text' response format is supported.", "response_format",
+                          "unsupported_parameter")

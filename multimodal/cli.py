@@ -4,6 +4,7 @@
     medany info
     medany demo [--host H] [--port P] [--share-auth USER:PASS]
     medany serve [--host H] [--port P] [--api-key KEY]...   (OpenAI-compatible API)
+    medany export --format llava-hf OUT [--llm ...] [--vision ...] --image-projector DIR
     medany deid IN... --out DIR
     medany train CONFIG [--resume]      (see multimodal.train)
     medany eval CONFIG [--out FILE]     (see multimodal.evaluate)
@@ -116,6 +117,38 @@ def serve(config: StackConfig | None = None, host: str = "127.0.0.1", port: int 
     return 0
 
 
+def export(out: str, fmt: str = "llava-hf", config: StackConfig | None = None, stdout=None) -> int:
+    """Write the stack's image path (vision encoder + projector + LLM) in format ``fmt`` to ``out``.
+
+    Refuses with :class:`~multimodal.errors.ExportError` (exit 1) when the combination cannot be
+    expressed; see ``docs/export.md``.
+    """
+    import torch
+
+    from encoders import create_encoder
+    from projectors import load_projector
+
+    from .backbone import load_llm
+    from .errors import ExportError
+    from .export import FORMATS, check_exportable, export_llava_hf
+
+    stdout = stdout or sys.stdout
+    config = config or StackConfig()
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown export format {fmt!r}; known: {', '.join(FORMATS)}.")
+    if not config.image_projector:
+        raise ExportError("llava-hf export needs a trained image projector (--image-projector DIR).")
+    encoder = create_encoder(config.vision).eval()
+    projector, proj_cfg = load_projector(config.image_projector)
+    check_exportable(encoder, projector.eval())  # refuse before loading a large LLM
+    llm, tok, _ = load_llm(config.llm, dtype=torch.float32)
+    path = export_llava_hf(out, encoder, projector, llm, tok,
+                           meta={"llm": config.llm, "vision": config.vision,
+                                 "projector_sha256": proj_cfg.get("sha256", "")})
+    print(f"Wrote a transformers LlavaForConditionalGeneration checkpoint to {path}", file=stdout)
+    return 0
+
+
 def quiet_libraries() -> None:
     """No download/loading progress bars or advisory warnings from the model libraries."""
     try:
@@ -184,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audit-log", help="file for one JSON line per request (default: the medany.serve.audit logger)")
     _add_stack_args(p)
 
+    p = sub.add_parser("export", help="write the image path as a transformers LLaVA checkpoint (docs/export.md)")
+    p.add_argument("out", help="output directory")
+    p.add_argument("--format", dest="fmt", default="llava-hf", choices=["llava-hf"])
+    _add_stack_args(p)
+
     # These parse their own options (see their modules); listed here for --help.
     sub.add_parser("deid", help="de-identify DICOM files (PS3.15 Annex E basic profile)", add_help=False)
     sub.add_parser("train", help="train projectors from a JSON/YAML config", add_help=False)
@@ -217,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          model_name=args.model_name, max_request_mb=args.max_request_mb,
                          queue_size=args.queue_size, timeout_s=args.timeout_s, allowed_dirs=args.allowed_dirs,
                          audit_log=args.audit_log)
+        if args.command == "export":
+            return export(args.out, args.fmt, _stack_config(args))
     except InputError as exc:
         print(f"medany: input problem: {exc}", file=sys.stderr)
         return 2

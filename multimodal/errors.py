@@ -67,6 +67,10 @@ class ModelLoadError(MedAnyError, RuntimeError):
     """A model or weight file could not be found or loaded."""
 
 
+class ExportError(MedAnyError, ValueError):
+    """A stack cannot be written in the requested export format; the message says which part and why."""
+
+
 class MissingDependencyError(MedAnyError, ImportError):
     """An optional dependency is needed for this feature; the message names the extra."""
 

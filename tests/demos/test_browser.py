@@ -125,3 +125,22 @@ def test_upload_errors_show_in_page(page, tmp_path):
     toast = page.get_by_text("exceed", exact=False).first
     toast.wait_for(timeout=20_000)
     assert toast.is_visible()
+
+
+def test_consult_sample_clip_is_transcribed_in_page(page, tmp_path):
+    page.reload()  # a clean page: no toasts left by the upload-error test
+    page.wait_for_selector("#clinician-files")
+    page.get_by_role("tab", name="Consult").click()
+    page.locator("#consult-sample").click()  # the synthesized consult clip, served back to the page
+    page.wait_for_selector("#consult-audio audio", state="attached")
+    page.locator("#consult-transcribe").click()
+    page.wait_for_function("document.querySelector('#consult-status').innerText.includes('transcribed into')",
+                           timeout=120_000)
+    assert "9." in page.locator("#consult-status").inner_text()  # the clip lasts 9.4 s
+    page.wait_for_function("document.querySelector('#consult-transcript').innerText.includes('0:0') && "
+                           "!document.querySelector('#consult-transcript').innerText.includes('processing')")
+    page.wait_for_timeout(800)  # let the table's fade-in finish before the screenshot
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    page.screenshot(path=str(folder / "consult.png"), full_page=True)
+    assert (folder / "consult.png").stat().st_size > 10_000
+    page.get_by_role("tab", name="Clinician").click()  # leave the page as the other tests expect it

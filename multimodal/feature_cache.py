@@ -13,7 +13,6 @@ Letters: n files in a batch, N encoder tokens, D encoder width.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -25,20 +24,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .paths import atomic_write_bytes
+from .paths import atomic_write_bytes, file_sha256
 
 INDEX = "index.json"
 # files -> (tokens [n, N, D], real token counts or None per file)
 EncodeFn = Callable[[list[Path]], tuple[torch.Tensor, list]]
 
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _slug(name: str) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -232,13 +231,6 @@ def _to(batch: dict, device) -> dict:
             "labels": batch["labels"].to(device), "media_inputs": media}
 
 
-def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 # --- logging --------------------------------------------------------------------------
 
@@ -403,6 +395,8 @@ def _train(config: TrainConfig, env: DistEnv, resume: bool, on_end=None) -> dict
     bf16 = _use_bf16(config.bf16, env.device)
     autocast = partial(torch.autocast, device_type=env.device.type, dtype=torch.bfloat16, enabled=bf16)
 
+    provenance = _data_provenance(config) if env.main else None  # hashed once, saved with every projector
+
     def save(step: int) -> None:
         rngs = [None] * env.world
         if env.ddp:
@@ -414,7 +408,7 @@ def _train(config: TrainConfig, env: DistEnv, resume: bool, on_end=None) -> dict
                      "micro_batch": step * config.grad_accum, "seed": config.seed}
             save_checkpoint(out, step, model=model, optimizer=optimizer, scheduler=scheduler,
                             config_json=config.to_json(), trainer_state=state, rng_states=rngs,
-                            save_projectors=lambda d: _save_projectors(model, config, d, step=step),
+                            save_projectors=lambda d: _save_projectors(model, config, d, step=step, data=provenance),
                             keep_last=config.keep_last)
         env.barrier()
 
@@ -475,7 +469,7 @@ def _train(config: TrainConfig, env: DistEnv, resume: bool, on_end=None) -> dict
                "samples": len(samples), "supervised_tokens": supervision["supervised_tokens"],
                "feature_cache": cache_stats, "prepare_s": cache_s, "world_size": env.world, "bf16": bf16}
     if env.main:
-        _save_projectors(model, config, out, step=total, metrics=metrics)
+        _save_projectors(model, config, out, step=total, data=provenance, metrics=metrics)
         if config.lora:
             model.llm.save_pretrained(str(out / "lora"))  # safetensors by default
         if config.plot:
@@ -496,16 +490,24 @@ def _train(config: TrainConfig, env: DistEnv, resume: bool, on_end=None) -> dict
     return metrics
 
 
+def _data_provenance(config: TrainConfig) -> dict:
+    """The training set's file name and sha256, recorded with every saved projector."""
+    from .paths import file_sha256
+
+    return {"file": Path(config.data).name, "sha256": file_sha256(config.data)}
+
+
 def _with_real_encoders(model, encoders):
     """The same model with real encoders in place of the feature-cache identities."""
     model.encoders = nn.ModuleDict(encoders)
     return model
 
 
-def _save_projectors(model, config: TrainConfig, out_dir, *, step: int, metrics: dict | None = None) -> None:
+def _save_projectors(model, config: TrainConfig, out_dir, *, step: int, data: dict,
+                     metrics: dict | None = None) -> None:
+    """Write every projector; ``data`` is the provenance from :func:`_data_provenance`."""
     from projectors import save_projector
 
-    data = {"file": Path(config.data).name, "sha256": _file_sha256(config.data)}
     for kind, proj in model.projectors.items():
         save_projector(proj, Path(out_dir) / f"{kind}_projector", encoder=config.encoder_for(kind), llm=config.llm,
                        stage=config.stage, step=step, data=data, seed=config.seed,

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save
 from torch import nn
 
 from multimodal.errors import ModelLoadError
+from multimodal.paths import atomic_write_bytes
 
 from .registry import create_projector
 
@@ -28,9 +28,8 @@ def save_projector(projector: nn.Module, out_dir: str | Path, *, encoder: str, l
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in projector.state_dict().items()}
-    tmp = out / f".{WEIGHTS}.{os.getpid()}.tmp"
-    save_file(tensors, str(tmp))
-    os.replace(tmp, out / WEIGHTS)
+    weights = save(tensors)  # projectors are small: serialize once, write atomically, hash the same bytes
+    atomic_write_bytes(out / WEIGHTS, weights)
     config = {
         "name": projector.registry_name,
         "in_dim": projector.in_dim,
@@ -38,7 +37,7 @@ def save_projector(projector: nn.Module, out_dir: str | Path, *, encoder: str, l
         "kwargs": projector.registry_kwargs,
         "encoder": encoder,
         "llm": llm,
-        "sha256": _sha256(out / WEIGHTS),
+        "sha256": hashlib.sha256(weights).hexdigest(),
         **meta,
     }
     (out / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))
@@ -51,17 +50,10 @@ def load_projector(path: str | Path) -> tuple[nn.Module, dict]:
     if not (root / CONFIG).is_file() or not (root / WEIGHTS).is_file():
         raise ModelLoadError(f"No projector found in '{root.name}' (expected {CONFIG} and {WEIGHTS}).")
     config = json.loads((root / CONFIG).read_text())
-    digest = _sha256(root / WEIGHTS)
-    if config.get("sha256") and config["sha256"] != digest:
+    weights = (root / WEIGHTS).read_bytes()
+    if config.get("sha256") and config["sha256"] != hashlib.sha256(weights).hexdigest():
         raise ModelLoadError(f"Projector weights in '{root.name}' do not match the sha256 in {CONFIG}.")
     projector = create_projector(config["name"], config["in_dim"], config["out_dim"], **config.get("kwargs", {}))
-    projector.load_state_dict(load_file(str(root / WEIGHTS)), strict=True)
+    projector.load_state_dict(load(weights), strict=True)
     return projector, config
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -95,11 +95,16 @@ def _index(table: Mapping[str, Food]) -> dict[str, Food]:
     return index
 
 
+@lru_cache(maxsize=1)
+def _bundled_index() -> dict:
+    """:func:`_index` of the bundled table, built once (lookups run per label and per row)."""
+    return _index(load_table())
+
+
 def lookup(name: str, table: Mapping[str, Food] | None = None) -> Food | None:
     """The table row for ``name`` (exact name or alias, case/punctuation-insensitive), or None."""
-    table = load_table() if table is None else table
     key = normalize(name)
-    index = _index(table)
+    index = _bundled_index() if table is None else _index(table)
     if key in index:
         return index[key]
     if key.endswith("s") and key[:-1] in index:  # plain plural

@@ -121,7 +121,7 @@ def build_llava(encoder, projector, llm, tokenizer):
         raise ExportError(f"Vision weights did not map onto CLIPVisionModel (missing {missing[:3]}, extra {unexpected[:3]}).")
     inner.multi_modal_projector.load_state_dict(projector_state_dict(projector), strict=True)
 
-    lm_sd = {k: t.detach().clone() for k, t in llm.base_model.state_dict().items()}
+    lm_sd = {k: t.detach() for k, t in llm.base_model.state_dict().items()}  # load_state_dict copies
     emb_key = next(k for k in lm_sd if k.endswith("embed_tokens.weight"))
     grow = len(tok) - lm_sd[emb_key].shape[0]
     lm_sd[emb_key] = torch.cat([lm_sd[emb_key], lm_sd[emb_key].new_zeros(grow, lm_sd[emb_key].shape[1])])  # [V + 1, D]

@@ -110,7 +110,9 @@ def load_media(
     kind = _kind(data)
     if kind == AUDIO:
         return read_audio(data, limits=limits)
-    return load_image(data, window=window, frame=frame, limits=limits)
+    if kind == DICOM:
+        return read_dicom(data, window=window, frame=frame, limits=limits)
+    return read_image(data, limits=limits)
 
 
 def _kind(data: bytes) -> str:

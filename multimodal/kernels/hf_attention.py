@@ -75,7 +75,9 @@ def medany_attention_forward(
     span_ids = kwargs.get("span_ids")
     if span_ids is None:
         span_ids = _SPAN_IDS.get()
-    if span_ids is not None and is_causal:
+    # Decoding past the prompt: every query is a new text token (span 0), which adds nothing
+    # to the causal mask, so skip building span masks per layer per token (shapes only, no sync).
+    if span_ids is not None and is_causal and Lk - Lq < span_ids.shape[-1]:
         span_ids = align_span_ids(span_ids.to(query.device), Lk)
         kind = "causal_spans"
     else:

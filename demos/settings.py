@@ -75,12 +75,7 @@ class DemoSettings:
 
     def input_limits(self) -> InputLimits:
         """The loaders' budgets, with the upload size capped at ``max_file_size``."""
-        return InputLimits(
-            max_bytes=min(DEFAULT_LIMITS.max_bytes, int(self.max_file_size)),
-            max_pixels=DEFAULT_LIMITS.max_pixels,
-            max_frames=DEFAULT_LIMITS.max_frames,
-            max_audio_s=DEFAULT_LIMITS.max_audio_s,
-        )
+        return DEFAULT_LIMITS.capped(self.max_file_size)
 
     def apply_environment(self) -> None:
         """Switch Gradio's telemetry off process-wide (it reads this before any Blocks exists)."""

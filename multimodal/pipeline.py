@@ -78,7 +78,6 @@ class Assistant:
         llm, tok, llm_info = load_llm(config.llm, dtype=dtype)
         info["llm"] = llm_info
         encoders, projectors = {}, {}
-        vision = speech = None
         for kind, enc_name, proj_dir in (
             ("image", config.vision, config.image_projector),
             ("audio", config.speech, config.audio_projector),
@@ -94,9 +93,8 @@ class Assistant:
                 proj, proj_cfg = load_projector(proj_dir)
                 projectors[kind] = proj
                 info[kind]["projector"] = proj_cfg
-            vision, speech = (enc, speech) if kind == "image" else (vision, enc)
         model = MedAnyModel(llm, tok, encoders, projectors).to(config.device).eval()
-        return cls(model, config, vision=vision, speech=speech, info=info)
+        return cls(model, config, vision=encoders.get("image"), speech=encoders.get("audio"), info=info)
 
     # -- request handling -------------------------------------------------
 

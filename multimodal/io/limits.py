@@ -7,7 +7,7 @@ is refused before any large allocation or long decode happens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import InputTooLargeError
 
@@ -31,6 +31,10 @@ class InputLimits:
     max_pixels: int = 100_000_000
     max_frames: int = 2000
     max_audio_s: float = 15 * 60.0
+
+    def capped(self, max_bytes: int) -> "InputLimits":
+        """These limits with ``max_bytes`` lowered to at most ``max_bytes`` (a server's upload cap)."""
+        return replace(self, max_bytes=min(self.max_bytes, int(max_bytes)))
 
     def check_bytes(self, n: int) -> None:
         """Refuse an encoded input of ``n`` bytes when it exceeds ``max_bytes``."""

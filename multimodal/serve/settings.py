@@ -95,12 +95,7 @@ class ServeSettings:
 
     def input_limits(self) -> InputLimits:
         """The loaders' budgets, with each medium capped at ``max_request_bytes``."""
-        return InputLimits(
-            max_bytes=min(DEFAULT_LIMITS.max_bytes, int(self.max_request_bytes)),
-            max_pixels=DEFAULT_LIMITS.max_pixels,
-            max_frames=DEFAULT_LIMITS.max_frames,
-            max_audio_s=DEFAULT_LIMITS.max_audio_s,
-        )
+        return DEFAULT_LIMITS.capped(self.max_request_bytes)
 
     def resolved_dirs(self) -> tuple[Path, ...]:
         """``allowed_dirs`` with symlinks and ``..`` resolved (empty unless local files are on)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import struct
 
 import numpy as np
@@ -14,6 +13,7 @@ whisper = pytest.importorskip("whisper")
 
 from encoders import whisper_ct2  # noqa: E402
 from encoders.whisper_encoder import tiny_whisper  # noqa: E402
+from multimodal.evaluate import normalize_words, word_edits  # noqa: E402
 
 REFERENCE = "The patient reports chest pain and shortness of breath for two days."
 TINY_EN_DIMS = {
@@ -23,14 +23,8 @@ TINY_EN_DIMS = {
 
 
 def word_errors(hyp: str, ref: str) -> int:
-    """Word-level edit distance after lower-casing and dropping punctuation."""
-    h, r = (re.sub(r"[^a-z0-9' ]", " ", s.lower()).split() for s in (hyp, ref))
-    d = list(range(len(r) + 1))
-    for i, hw in enumerate(h, 1):
-        prev, d[0] = d[0], i
-        for j, rw in enumerate(r, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (hw != rw))
-    return d[-1]
+    """Word-level edit distance after lower-casing and dropping punctuation (the WER numerator)."""
+    return word_edits(normalize_words(ref), normalize_words(hyp))
 
 
 def _write_ct2(model_dir, model) -> None:

@@ -15,6 +15,7 @@ from encoders.registry import create_encoder  # noqa: E402
 from encoders.whisper_encoder import WhisperEncoder, save_checkpoint, tiny_whisper_dims  # noqa: E402
 from multimodal.errors import CorruptInputError, EmptyInputError, InputError, ModelLoadError  # noqa: E402
 from multimodal.io.types import AudioClip  # noqa: E402
+from multimodal.evaluate import normalize_words, word_edits  # noqa: E402
 
 REFERENCE = "The patient reports chest pain and shortness of breath for two days."
 
@@ -24,13 +25,8 @@ def _words(s: str) -> list[str]:
 
 
 def word_errors(hyp: str, ref: str) -> int:
-    h, r = _words(hyp), _words(ref)
-    d = list(range(len(r) + 1))
-    for i, hw in enumerate(h, 1):
-        prev, d[0] = d[0], i
-        for j, rw in enumerate(r, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (hw != rw))
-    return d[-1]
+    """Word-level edit distance after lower-casing and dropping punctuation (the WER numerator)."""
+    return word_edits(normalize_words(ref), normalize_words(hyp))
 
 
 def _noise(seconds: float, seed: int = 0) -> AudioClip:

@@ -173,7 +173,8 @@ def prepare_data(config: TrainConfig, samples, model, encoders, env: DistEnv, *,
                 files = [f for s in samples for f in s.media.get(kind, [])]
                 stats[kind] = cache.build(files, partial(encode_fn, kind))
         env.barrier()
-        caches = {k: FeatureCache(root, config.encoder_for(k)) for k in encoders}  # re-read the index
+        if env.local_rank != 0:  # the builder's caches are current (and keep their file-hash memo)
+            caches = {k: FeatureCache(root, config.encoder_for(k)) for k in encoders}  # read the new index
 
         def cached_fn(kind, path):
             return caches[kind].get(path)

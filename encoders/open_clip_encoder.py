@@ -29,6 +29,7 @@ import json
 import torch
 
 from multimodal.errors import ModelLoadError, require
+from multimodal.rng import seeded
 from multimodal.paths import atomic_write_bytes, cache_dir
 
 from .base import Encoder, ImagePreprocess
@@ -138,8 +139,7 @@ def build_open_clip_encoder(model_name: str, pretrained: str | None = None, imag
 def tiny_open_clip(seed: int = 0) -> OpenClipEncoder:
     """Random 2-layer open_clip ViT (width 64, patch 16, image 64) -> ``[B, 16, 64]``."""
     add_open_clip_config(TINY_CLIP_NAME, TINY_CLIP_CONFIG)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         enc = build_open_clip_encoder(TINY_CLIP_NAME)
     enc.name = "tiny_open_clip"
     return enc

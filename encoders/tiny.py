@@ -17,18 +17,12 @@ import torch
 from torch import nn
 
 from multimodal.kernels.dispatch import attention
+from multimodal.rng import seeded
 
 from .base import Encoder, ImagePreprocess
 from .registry import register_encoder
 
 TINY_IMAGE = 32
-
-
-def _seeded(seed: int, build):
-    """Run ``build()`` with the CPU RNG seeded, leaving the global RNG state untouched."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build()
 
 
 class TinyAttention(nn.Module):
@@ -125,10 +119,12 @@ class TinyCNN(Encoder):
 @register_encoder("tiny_vit")
 def tiny_vit(seed: int = 0, **kwargs) -> TinyViT:
     """Random tiny ViT (patch 8, image 32, width 32, 2 layers, 4 heads) -> ``[B, 16, 32]``."""
-    return _seeded(seed, lambda: TinyViT(**kwargs))
+    with seeded(seed):
+        return TinyViT(**kwargs)
 
 
 @register_encoder("tiny_cnn")
 def tiny_cnn(seed: int = 0, **kwargs) -> TinyCNN:
     """Random tiny conv encoder on 32x32 images -> ``[B, 16, 32]``."""
-    return _seeded(seed, lambda: TinyCNN(**kwargs))
+    with seeded(seed):
+        return TinyCNN(**kwargs)

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from multimodal.errors import CorruptInputError, EmptyInputError, InputError, ModelLoadError, require
+from multimodal.rng import seeded
 from multimodal.io.types import SAMPLE_RATE, AudioClip
 
 from .base import AUDIO, Encoder
@@ -268,8 +269,7 @@ def tiny_whisper_dims() -> dict:
 def tiny_whisper(seed: int = 0) -> WhisperEncoder:
     """A deterministic random 2-layer, 32-wide Whisper for tests (English tokenizer)."""
     wmodel = require("whisper.model", "all")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = wmodel.Whisper(wmodel.ModelDimensions(**tiny_whisper_dims()))
         # openai-whisper leaves this Parameter uninitialised (torch.empty).
         torch.nn.init.normal_(model.decoder.positional_embedding, std=0.02)

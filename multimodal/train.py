@@ -35,6 +35,7 @@ from torch import nn
 from .checkpoint import checkpoint_dirs, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import ConversationDataset, check_supervision, collate, load_samples
 from .errors import MedAnyError, require
+from .rng import seeded
 from .train_config import TrainConfig
 
 KINDS = ("image", "audio")
@@ -109,8 +110,7 @@ def build_stack(config: TrainConfig, kinds: list[str], *, feature_cache: bool = 
         if init:
             projectors[kind], _ = load_projector(init)
         else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(config.seed + KINDS.index(kind))
+            with seeded(config.seed + KINDS.index(kind)):
                 projectors[kind] = create_projector(config.projector_for(kind), encoders[kind].out_dim, width,
                                                     **config.projector_kwargs.get(kind, {}))
     in_model = {k: nn.Identity() for k in kinds} if feature_cache else encoders

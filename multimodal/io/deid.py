@@ -228,13 +228,18 @@ def deidentify(ds, uids: UidMapper | None = None):
 
 def deidentify_bytes(data: bytes, uids: UidMapper | None = None) -> bytes:
     """De-identify one DICOM file given as bytes; returns the new file's bytes."""
+    return _deidentify_file(data, uids)[1]
+
+
+def _deidentify_file(data: bytes, uids: UidMapper | None):
+    """``(de-identified dataset, its file bytes)`` for one DICOM file given as bytes."""
     from .dicom import parse_dicom
 
     ds = parse_dicom(data)
     deidentify(ds, uids)
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return ds, out.getvalue()
 
 
 def _inputs(paths: list[str]):
@@ -259,7 +264,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="secret for consistent UIDs across runs (default: random per run)")
     args = parser.parse_args(argv)
     from ..paths import atomic_write_bytes
-    from .dicom import parse_dicom
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -269,12 +273,12 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", BurnedInAnnotationWarning)
             try:
-                data = deidentify_bytes(path.read_bytes(), uids)
+                ds, data = _deidentify_file(path.read_bytes(), uids)
             except (InputError, OSError) as exc:
                 failed += 1
                 print(f"{path}: skipped: {exc}", file=sys.stderr)
                 continue
-        name = str(parse_dicom(data, stop_before_pixels=True).get("SOPInstanceUID", f"file{i + 1}"))
+        name = str(ds.get("SOPInstanceUID", f"file{i + 1}"))
         atomic_write_bytes(out / f"{name}.dcm", data)
         written += 1
         if any(issubclass(w.category, BurnedInAnnotationWarning) for w in caught):

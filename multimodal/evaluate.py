@@ -7,7 +7,9 @@ carries beside the conversation:
 - ``"transcript"``: word error rate of the transcription, read from a
   ``Transcript:`` line of the reply (or its first line when there is none);
 - ``"fields"``: ``{"modality": "CT", "body_part": "HEAD"}``, exact-match accuracy
-  of ``Modality: ...`` / ``Body part: ...`` lines in the reply;
+  of ``Modality: ...`` / ``Body part: ...`` lines in the reply; a reply without
+  such a line is right when it names the value and no other value of that field
+  in the data ("This is a CT image of the head");
 - ``"group"``: metrics are also broken down per group (e.g. held-out voices).
 
 Letters: B batch, L sequence length.
@@ -62,6 +64,24 @@ def extract_field(text: str, name: str) -> str | None:
 def extract_transcript(text: str) -> str:
     found = extract_field(text, "transcript")
     return found if found is not None else (text.strip().splitlines() or [""])[0]
+
+
+def names_only(text: str, value: str, choices) -> bool:
+    """True when ``text`` names ``value`` and none of the other ``choices``, as whole words.
+
+    Codes of up to three letters ("CT", "US") match case-sensitively, so the word
+    "us" is not an ultrasound; longer values ("CHEST") match in any case.
+    """
+    def named(v: str) -> bool:
+        flags = 0 if len(v) <= 3 else re.IGNORECASE
+        return re.search(rf"(?<![\w-]){re.escape(v)}(?![\w-])", text, flags) is not None
+
+    return named(value) and not any(named(c) for c in choices if c != value)
+
+
+def _field_right(text: str, name: str, value: str, choices) -> bool:
+    line = extract_field(text, name)
+    return _same(line, value) if line is not None else names_only(text, value, choices)
 
 
 def _same(a: str | None, b: str) -> bool:
@@ -137,10 +157,14 @@ def _score(rows) -> dict:
     with_tr = [(s.extra["transcript"], extract_transcript(g)) for s, _, g in rows if "transcript" in s.extra]
     if with_tr:
         out["wer"] = word_error_rate([r for r, _ in with_tr], [h for _, h in with_tr])
+    choices: dict[str, set[str]] = {}
+    for s, _, _ in rows:
+        for name, value in (s.extra.get("fields") or {}).items():
+            choices.setdefault(name, set()).add(str(value))
     fields: dict[str, list[bool]] = {}
     for s, _, g in rows:
         for name, value in (s.extra.get("fields") or {}).items():
-            fields.setdefault(name, []).append(_same(extract_field(g, name), str(value)))
+            fields.setdefault(name, []).append(_field_right(g, name, str(value), choices[name]))
     if fields:
         out["field_accuracy"] = {k: sum(v) / len(v) for k, v in fields.items()}
     return out

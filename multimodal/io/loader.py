@@ -9,12 +9,11 @@ checked before the input is read in full.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Union
 
 import numpy as np
 
-from ..errors import EmptyInputError, InputError, UnsupportedFormatError, require
+from ..errors import EmptyInputError, InputError, UnsupportedFormatError
 from ..samples import is_sample, resolve_sample
 from .audio import read_audio
 from .dicom import read_dicom

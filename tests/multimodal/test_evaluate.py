@@ -1,0 +1,35 @@
+"""Scoring generated replies: field lines, fields named in a sentence, word error rate."""
+
+from multimodal.data import Sample
+from multimodal.evaluate import _score, names_only, word_error_rate
+
+MODALITIES = {"CR", "CT", "MR", "US", "OT"}
+
+
+def test_a_sentence_names_one_value_and_no_other():
+    assert names_only("This is a CT (computed tomography) image of the head.", "CT", MODALITIES)
+    assert not names_only("This is a CT or MR image.", "CT", MODALITIES)
+    assert not names_only("An image with no code.", "CT", MODALITIES)
+
+
+def test_short_codes_match_case_sensitively_and_as_whole_words():
+    assert not names_only("Let us look at it.", "US", MODALITIES)
+    assert names_only("An US image.", "US", MODALITIES)
+    assert not names_only("CTA shows vessels.", "CT", MODALITIES)
+    assert names_only("Image of the chest.", "CHEST", {"CHEST", "HEAD"})
+
+
+def _rows(*pairs):
+    return [(Sample(i, [], {}, str(i), {"fields": fields}), "", reply) for i, (fields, reply) in enumerate(pairs)]
+
+
+def test_score_reads_field_lines_first_then_sentences():
+    rows = _rows(({"modality": "CT"}, "Modality: CT"),
+                 ({"modality": "MR"}, "This is an MR (magnetic resonance) image."),
+                 ({"modality": "CR"}, "Modality: CT\nThis is a CR image."),  # the line wins, and it is wrong
+                 ({"modality": "CR"}, "Probably CR, maybe MR."))
+    assert _score(rows)["field_accuracy"] == {"modality": 0.5}
+
+
+def test_word_error_rate_counts_word_edits():
+    assert word_error_rate(["I have a cough"], ["i have cough"]) == 0.25

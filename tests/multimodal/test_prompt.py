@@ -1,0 +1,24 @@
+"""The prompt layout shared by the pipeline and the assistant-format recipes."""
+
+from multimodal.prompt import (NO_DESCRIPTION, SYSTEM_PROMPT, chat_messages, classifier_summary, dicom_summary,
+                               media_line, user_turn)
+
+
+def test_dicom_summary_names_recorded_fields_in_order():
+    meta = {"sex": "F", "modality": "CR", "view": "PA", "body_part": "CHEST", "patient_name": "never shown"}
+    assert dicom_summary(meta) == "DICOM modality CR, body part CHEST, view PA, sex F"
+    assert dicom_summary({}) == "DICOM"
+
+
+def test_user_turn_puts_media_lines_before_the_question():
+    lines = [media_line("image", 1, classifier_summary("pizza 80%")), "<image>"]
+    assert user_turn(lines, "Calories?") == (
+        "Image 1: photo; a general object classifier (not medical) sees: pizza 80%\n<image>\nQuestion: Calories?")
+    assert user_turn([], "hello") == "hello"
+    assert media_line("audio", 2, NO_DESCRIPTION) == "Audio 2: image attached"
+
+
+def test_chat_messages_start_with_the_system_prompt():
+    system, user = chat_messages([media_line("image", 1, "DICOM modality CT")], "What is it?")
+    assert system == {"role": "system", "content": SYSTEM_PROMPT}
+    assert user["role"] == "user" and user["content"].endswith("Question: What is it?")

@@ -44,16 +44,22 @@ def write_manifest(out: str | Path, info: dict) -> Path:
 
 
 def generator_main(argv: list[str] | None, *, prog: str, description: str, out_help: str,
-                   make_dataset, n_train: int, n_eval: int) -> int:
-    """The command line shared by the recipes' ``make_data`` modules: ``OUT [--n-train N] [--n-eval M] [--seed S]``."""
+                   make_dataset, n_train: int, n_eval: int, styles: tuple[str, ...] = ()) -> int:
+    """The command line shared by the recipes' ``make_data`` modules: ``OUT [--n-train N] [--n-eval M] [--seed S]``.
+
+    ``styles`` (first is the default) adds ``--style``, passed on to ``make_dataset``.
+    """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("out", help=out_help)
     parser.add_argument("--n-train", type=int, default=n_train, help="training samples")
     parser.add_argument("--n-eval", type=int, default=n_eval, help="held-out samples, half per group")
     parser.add_argument("--seed", type=int, default=0)
+    if styles:
+        parser.add_argument("--style", choices=styles, default=styles[0], help="record format")
     args = parser.parse_args(argv)
+    extra = {"style": args.style} if styles else {}
     try:
-        manifest = make_dataset(args.out, args.n_train, args.n_eval, args.seed, progress=True)
+        manifest = make_dataset(args.out, args.n_train, args.n_eval, args.seed, progress=True, **extra)
     except MedAnyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -34,6 +34,7 @@ from .scans import FIELDS, Scan, split_groups, usable_scans
 PROMPT = "What modality, body part and view is this scan?"
 LABELS = {"modality": "Modality", "body_part": "Body part", "view": "View"}
 GROUPS = ("unseen_scan", "seen_scan")
+STYLES = ("caption", "assistant")
 
 
 def caption(fields: dict) -> str:
@@ -95,10 +96,27 @@ def plan(n_train: int, n_eval: int, seed: int = 0) -> dict[str, list[Shot]]:
     return {"train": train, "eval": held}
 
 
-def make_dataset(out: str | Path, n_train: int, n_eval: int, seed: int = 0, *, progress: bool = False) -> dict:
-    """Render every planned shot under ``out`` and write the splits; returns the manifest."""
+def make_dataset(out: str | Path, n_train: int, n_eval: int, seed: int = 0, *, progress: bool = False,
+                 style: str = "caption", assistant=None) -> dict:
+    """Render every planned shot under ``out`` and write the splits; returns the manifest.
+
+    ``style`` is ``caption`` (one fixed question, ``Field: value`` lines: stage-1
+    alignment) or ``assistant`` (:mod:`recipes.image.assistant_format`: the
+    pipeline's own prompt, several questions, sentence answers; ``assistant``
+    is the stack that describes the photos and answers the open questions,
+    default the embedded one).
+    """
     from PIL import Image
 
+    if style not in STYLES:
+        raise InputError(f"Unknown record style '{style}' (choose from {', '.join(STYLES)}).")
+    if style == "assistant":
+        from .assistant_format import AssistantFormat
+
+        to_record = AssistantFormat(seeded(seed, "form"), assistant).to_record
+    else:
+        def to_record(shot, how, png):
+            return shot.record(how)
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     shots = plan(n_train, n_eval, seed)
@@ -109,7 +127,7 @@ def make_dataset(out: str | Path, n_train: int, n_eval: int, seed: int = 0, *, p
         for shot in split:
             pixels, how = view(shot.scan.path, shot.scan.window, seeded(seed, shot.id))  # [S, S, 3]
             Image.fromarray(pixels).save(out / shot.image)
-            records[name].append(shot.record(how))
+            records[name].append(to_record(shot, how, out / shot.image))
             done += 1
             if progress and (done % 50 == 0 or done == total):
                 print(f"rendered {done}/{total} images", file=sys.stderr)
@@ -117,7 +135,7 @@ def make_dataset(out: str | Path, n_train: int, n_eval: int, seed: int = 0, *, p
         write_split(out / f"{name}.jsonl", recs)
     train_scans, held_scans = split_groups(usable_scans(), seed)
     manifest = {
-        "recipe": "image", "seed": seed, "train": n_train, "eval": n_eval,
+        "recipe": "image", "style": style, "seed": seed, "train": n_train, "eval": n_eval,
         "eval_groups": {g: sum(s.group == g for s in shots["eval"]) for g in GROUPS},
         "usable_dicoms": len(train_scans) + len(held_scans),
         "train_source_groups": sorted({s.group for s in train_scans}),
@@ -132,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m recipes.image.make_data OUT [--n-train N] [--n-eval M] [--seed S]``."""
     return generator_main(argv, prog="python -m recipes.image.make_data",
                           description="Build the image recipe's train/eval data from pydicom's test scans.",
-                          out_help="output folder (images/, train.jsonl, eval.jsonl, manifest.json)", make_dataset=make_dataset, n_train=240, n_eval=24)
+                          out_help="output folder (images/, train.jsonl, eval.jsonl, manifest.json)",
+                          make_dataset=make_dataset, n_train=240, n_eval=24, styles=STYLES)
 
 
 if __name__ == "__main__":

@@ -170,3 +170,50 @@ def test_ci_recipe_generates_trains_and_evaluates(recipe, tmp_path, capsys):
     assert fields <= set(result["field_accuracy"]) and _finite(scores)
     if recipe == "speech":
         assert _finite(result["wer"]) and all("wer" in g for g in result["groups"].values())
+
+
+# --- image recipe, assistant format ------------------------------------------------------
+
+
+def test_caption_sentence_names_every_recorded_field():
+    from recipes.image.assistant_format import caption_sentence
+
+    assert caption_sentence({"modality": "CR", "body_part": "CHEST", "view": "PA"}) == (
+        "This is a CR (computed radiography) image of the chest, PA view.")
+    assert caption_sentence({"modality": "MR"}) == "This is an MR (magnetic resonance) image."
+    assert caption_sentence({"modality": "PX"}) == "This is a PX image."
+
+
+def test_assistant_format_uses_the_pipeline_prompt_and_distills_open_answers(tmp_path):
+    from multimodal.config import StackConfig
+    from multimodal.pipeline import Assistant, Request
+    from multimodal.prompt import SYSTEM_PROMPT
+    from recipes.image.assistant_format import CAPTION_QUESTIONS, OPEN_QUESTIONS, AssistantFormat
+
+    assistant = Assistant.load(StackConfig(llm="tiny-random", vision="tiny_vit", speech="", max_new_tokens=6))
+    manifest = image_data.make_dataset(tmp_path, 16, 2, style="assistant", assistant=assistant)
+    records = {s: [json.loads(line) for line in (tmp_path / f"{s}.jsonl").read_text().splitlines()]
+               for s in ("train", "eval")}
+    assert manifest["style"] == "assistant"
+    fmt = AssistantFormat(seeded(0, "form"), assistant)
+    assert {r["form"] for r in records["eval"]} == {"photo"}
+    assert {r["form"] for r in records["train"]} <= {"photo", "dicom", "open"}
+    for r in records["train"] + records["eval"]:
+        system, human, gpt = (t["value"] for t in r["conversations"])
+        assert system == SYSTEM_PROMPT and human.startswith("Image 1: ") and "\n<image>\nQuestion: " in human
+        question = human.rsplit("Question: ", 1)[1]
+        if r["form"] == "open":
+            assert question in OPEN_QUESTIONS and "fields" not in r
+            fields = image_data.plan(16, 2)["train"][int(r["id"][-5:])].scan.fields
+            assert gpt == fmt.open_answer(dict(fields), question)  # what the frozen LLM says without the image
+        else:
+            assert question in CAPTION_QUESTIONS and gpt.startswith("This is ")
+        if r["form"] == "dicom":
+            assert human.startswith("Image 1: DICOM modality ")
+    photo = next(r for r in records["eval"])
+    from multimodal.io import load_image
+
+    line = assistant.describe_image(load_image(tmp_path / photo["image"]))
+    assert photo["conversations"][1]["value"].startswith(f"Image 1: {line}\n")
+    messages, _, _ = assistant.build_messages(Request("q", [load_image(tmp_path / photo["image"])]))
+    assert messages[1]["content"].startswith(f"Image 1: {line}\n")

@@ -126,7 +126,7 @@ def export(out: str, fmt: str = "llava-hf", config: StackConfig | None = None, s
     import torch
 
     from encoders import create_encoder
-    from projectors import load_projector
+    from projectors import load_projector, resolve_projector
 
     from .backbone import load_llm
     from .errors import ExportError
@@ -136,10 +136,11 @@ def export(out: str, fmt: str = "llava-hf", config: StackConfig | None = None, s
     config = config or StackConfig()
     if fmt not in FORMATS:
         raise ExportError(f"Unknown export format {fmt!r}; known: {', '.join(FORMATS)}.")
-    if not config.image_projector:
+    proj_dir = resolve_projector(config.image_projector, encoder=config.vision, llm=config.llm)
+    if proj_dir is None:
         raise ExportError("llava-hf export needs a trained image projector (--image-projector DIR).")
     encoder = create_encoder(config.vision).eval()
-    projector, proj_cfg = load_projector(config.image_projector)
+    projector, proj_cfg = load_projector(proj_dir)
     check_exportable(encoder, projector.eval())  # refuse before loading a large LLM
     llm, tok, _ = load_llm(config.llm, dtype=torch.float32)
     path = export_llava_hf(out, encoder, projector, llm, tok,
@@ -165,8 +166,9 @@ def _add_stack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--llm", help="LLM: 'embedded', a hub id, a local dir or a .gguf file")
     p.add_argument("--vision", help="image encoder registry name")
     p.add_argument("--speech", help="audio encoder registry name")
-    p.add_argument("--image-projector", help="trained image projector directory")
-    p.add_argument("--audio-projector", help="trained audio projector directory")
+    p.add_argument("--image-projector", help="'auto' (default: the shipped one for this stack), 'none', "
+                                             "a shipped name or a trained projector directory")
+    p.add_argument("--audio-projector", help="as --image-projector, for audio")
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--temperature", type=float)
     p.add_argument("--no-tools", dest="use_tools", action="store_false", default=None,

@@ -21,10 +21,11 @@ class StackConfig:
     """Image encoder registry name (``encoders.create_encoder``)."""
     speech: str = "medany-whisper"
     """Audio encoder registry name."""
-    image_projector: str | None = None
-    """Directory of a trained image projector; without one, images ground answers via tool text."""
-    audio_projector: str | None = None
-    """Directory of a trained audio projector; without one, audio grounds answers via its transcript."""
+    image_projector: str | None = "auto"
+    """Trained image projector: ``auto`` (the shipped one for this encoder and LLM, if any), ``none``,
+    a shipped name (``projectors.shipped_projectors()``) or a directory. Without one, images ground answers via tool text."""
+    audio_projector: str | None = "auto"
+    """Trained audio projector, as ``image_projector``. Without one, audio grounds answers via its transcript."""
     use_tools: bool = True
     """Put the encoders' own outputs (ImageNet labels, Whisper transcript, DICOM metadata) into the prompt."""
     max_new_tokens: int = 200

@@ -16,15 +16,15 @@ from typing import Iterator, Sequence
 import torch
 
 from .config import StackConfig
+from .errors import ModelLoadError
+from .io.image import is_grayscale
 from .io.types import AudioClip, MedicalImage
 from .model import MedAnyModel
+from .prompt import NO_DESCRIPTION, SYSTEM_PROMPT, chat_messages, classifier_summary, dicom_summary, media_line
 from .template import PLACEHOLDERS, encode_conversation
 
-SYSTEM_PROMPT = (
-    "You are MedAny, a careful medical assistant for clinicians and dietitians. "
-    "Use the findings provided with the question. Be concise and practical. "
-    "You are a research tool, not a diagnosis: advise confirming with a qualified clinician."
-)
+__all__ = ["Assistant", "Request", "SYSTEM_PROMPT", "Timings"]
+
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Assistant:
     def load(cls, config: StackConfig | None = None) -> "Assistant":
         """Load every model named in ``config`` (default: the embedded offline stack)."""
         from encoders import create_encoder
-        from projectors import load_projector
+        from projectors import load_projector, resolve_projector
 
         from .backbone import load_llm
 
@@ -78,7 +78,7 @@ class Assistant:
         llm, tok, llm_info = load_llm(config.llm, dtype=dtype)
         info["llm"] = llm_info
         encoders, projectors = {}, {}
-        for kind, enc_name, proj_dir in (
+        for kind, enc_name, proj_spec in (
             ("image", config.vision, config.image_projector),
             ("audio", config.speech, config.audio_projector),
         ):
@@ -89,8 +89,15 @@ class Assistant:
             info[kind] = {"name": enc_name, "load_s": time.perf_counter() - t0, "out_dim": enc.out_dim,
                           "params": sum(p.numel() for p in enc.parameters())}
             encoders[kind] = enc
+            proj_dir = resolve_projector(proj_spec, encoder=enc_name, llm=config.llm)
             if proj_dir:
                 proj, proj_cfg = load_projector(proj_dir)
+                hidden = llm.get_input_embeddings().embedding_dim
+                if (proj.in_dim, proj.out_dim) != (enc.out_dim, hidden):
+                    raise ModelLoadError(
+                        f"The {kind} projector in '{proj_dir.name}' maps {proj.in_dim} -> {proj.out_dim} features "
+                        f"(trained for {proj_cfg.get('encoder')} + {proj_cfg.get('llm')}), but this stack needs "
+                        f"{enc.out_dim} ({enc_name}) -> {hidden} ({config.llm}).")
                 projectors[kind] = proj
                 info[kind]["projector"] = proj_cfg
         model = MedAnyModel(llm, tok, encoders, projectors).to(config.device).eval()
@@ -104,40 +111,47 @@ class Assistant:
         media_inputs: dict = {}
         media_tokens: dict = {}
         use_proj = {kind: kind in self.model.projectors for kind in PLACEHOLDERS}
+        spliced = [im for im in request.images if use_proj["image"] and self.projects_image(im)]
         for i, image in enumerate(request.images, 1):
-            lines.append(f"Image {i}: {self._describe_image(image)}")
-            if use_proj["image"]:
+            lines.append(media_line("image", i, self.describe_image(image)))
+            if any(im is image for im in spliced):
                 lines.append(PLACEHOLDERS["image"])
         for i, clip in enumerate(request.audios, 1):
-            lines.append(f"Audio {i}: {self._describe_audio(clip)}")
+            lines.append(media_line("audio", i, self._describe_audio(clip)))
             if use_proj["audio"]:
                 lines.append(PLACEHOLDERS["audio"])
-        if use_proj["image"] and request.images:
-            x = torch.stack([self.vision.preprocess(im.pixels) for im in request.images])  # [n, 3, S, S]
+        if spliced:
+            x = torch.stack([self.vision.preprocess(im.pixels) for im in spliced])  # [n, 3, S, S]
             n = self.vision.num_tokens() or self.model.encoders["image"](x[:1]).shape[1]
             media_inputs["image"] = (x, None)
-            media_tokens["image"] = self.model.token_counts("image", [n] * len(request.images))
+            media_tokens["image"] = self.model.token_counts("image", [n] * len(spliced))
         if use_proj["audio"] and request.audios:
             x = torch.stack([self.speech.preprocess(c) for c in request.audios])  # [n, mels, frames]
             valid = [self.speech.valid_frames(c) for c in request.audios]
             media_inputs["audio"] = (x, valid)
             media_tokens["audio"] = self.model.token_counts("audio", valid)
-        content = "\n".join(lines + [f"Question: {request.question}" if lines else request.question])
-        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
-        return messages, media_inputs, media_tokens
+        return chat_messages(lines, request.question), media_inputs, media_tokens
 
-    def _describe_image(self, image: MedicalImage) -> str:
-        meta = image.meta or {}
-        parts = []
+    def projects_image(self, image: MedicalImage) -> bool:
+        """Whether the image projector takes ``image``.
+
+        A projector whose config says ``"applies_to": "scans"`` (the shipped
+        one: trained on DICOM scans only) takes DICOMs and grayscale pictures;
+        a colour photo such as a meal would be out of its domain and is
+        described by the classifier line alone.
+        """
+        cfg = self.info.get("image", {}).get("projector") or {}
+        return cfg.get("applies_to", "any") != "scans" or image.kind == "dicom" or is_grayscale(image.pixels)
+
+    def describe_image(self, image: MedicalImage) -> str:
+        """The text line the LLM reads about ``image``: DICOM header fields, classifier labels, or neither."""
         if image.kind == "dicom":
-            fields_ = [("modality", "modality"), ("body_part", "body part"), ("view", "view"),
-                       ("age_band", "age"), ("sex", "sex")]
-            parts.append("DICOM " + ", ".join(f"{label} {meta[k]}" for k, label in fields_ if meta.get(k)))
-        elif self.config.use_tools and self.vision is not None and hasattr(self.vision, "describe"):
+            return dicom_summary(image.meta or {})
+        if self.config.use_tools and self.vision is not None and hasattr(self.vision, "describe"):
             said = self.vision.describe(image)
             if said:
-                parts.append(f"photo; a general object classifier (not medical) sees: {said}")
-        return "; ".join(p for p in parts if p) or "image attached"
+                return classifier_summary(said)
+        return NO_DESCRIPTION
 
     def _describe_audio(self, clip: AudioClip) -> str:
         from .io.audio import is_audible

@@ -135,3 +135,18 @@ def array_to_pixels(arr) -> np.ndarray:
     if x.shape[-1] == 1:
         x = np.repeat(x, 3, axis=2)  # [H, W, 1] -> [H, W, 3]
     return np.ascontiguousarray(np.clip(x, 0.0, 1.0), dtype=np.float32)
+
+
+def is_grayscale(pixels: np.ndarray, tolerance: float = 4 / 255, coloured_share: float = 0.005) -> bool:
+    """True when the ``[H, W, 3]`` image has (nearly) equal channels: a radiograph, not a colour photo.
+
+    At most ``coloured_share`` of the pixels may stray more than ``tolerance``
+    from their grey (JPEG chroma noise does; a meal photo does everywhere).
+    Checked on a strided subsample (at most ~256 x 256 points), so a huge photo costs little.
+    """
+    step = max(1, max(pixels.shape[:2]) // 256)
+    p = np.asarray(pixels[::step, ::step, :3], dtype=np.float32)
+    if p.size == 0:
+        return True
+    deviation = np.abs(p - p.mean(axis=2, keepdims=True)).max(axis=2)  # [h, w]
+    return float((deviation > tolerance).mean()) <= coloured_share

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from multimodal.config import StackConfig
 from multimodal.errors import InputError
@@ -103,3 +102,22 @@ def test_silent_audio_is_reported_not_transcribed():
     silent = AudioClip(np.zeros(16000, dtype=np.float32))
     messages, _, _ = assistant.build_messages(Request("what?", [], [silent]))
     assert "silent: no speech was heard" in messages[-1]["content"]
+
+
+def test_a_scans_only_projector_takes_dicoms_and_grayscale_but_not_colour_photos(tmp_path):
+    from encoders import create_encoder
+    from multimodal.pipeline import Request
+
+    proj = create_projector("mlp2x_gelu", create_encoder("tiny_vit").out_dim, 64)
+    scans_only = save_projector(proj, tmp_path / "scans", encoder="tiny_vit", llm="tiny-random", applies_to="scans")
+    assistant = Assistant.load(StackConfig(**{**TINY, "speech": ""}, image_projector=str(scans_only)))
+    rng = np.random.default_rng(1)
+    gray = MedicalImage(np.repeat(rng.random((32, 32, 1), dtype=np.float32), 3, axis=2), {}, "photo")
+    colour = MedicalImage(rng.random((32, 32, 3), dtype=np.float32), {}, "photo")
+    messages, media_inputs, media_tokens = assistant.build_messages(Request("what?", [_image(), colour, gray]))
+    lines = messages[-1]["content"].splitlines()
+    assert [ln for ln in lines if ln.startswith("Image") or ln == "<image>"] == [
+        lines[0], "<image>", lines[2], lines[3], "<image>"]  # image 2 (colour) has no placeholder
+    assert media_inputs["image"][0].shape[0] == 2 and len(media_tokens["image"]) == 2
+    assistant.answer("what?", [_image(), colour, gray])  # the spliced request runs end to end
+    assert assistant.last_timings.new_tokens >= 1

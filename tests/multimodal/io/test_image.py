@@ -125,3 +125,16 @@ def test_pixel_budget_checked_before_decoding():
     data = _encode(_gradient(64, 48), "PNG")
     assert_fails_fast(InputTooLargeError, load_image, data, limits=InputLimits(max_pixels=1000))
     assert_fails_fast(InputTooLargeError, load_image, np.zeros((100, 100)), limits=InputLimits(max_pixels=1000))
+
+
+def test_is_grayscale_tells_radiographs_from_colour_photos():
+    from multimodal.io.image import is_grayscale
+
+    rng = np.random.default_rng(0)
+    gray = np.repeat(rng.random((600, 500, 1), dtype=np.float32), 3, axis=2)
+    assert is_grayscale(gray)
+    assert is_grayscale(gray + rng.normal(0, 0.002, gray.shape).astype(np.float32))  # JPEG-like wobble
+    colour = gray.copy()
+    colour[100:140, 200:260, 0] = 1.0  # one red patch is enough
+    assert not is_grayscale(colour)
+    assert is_grayscale(np.zeros((0, 0, 3), np.float32))

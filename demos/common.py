@@ -113,3 +113,18 @@ def model_names(assistant) -> dict[str, str]:
 def user_error(message: str, title: str = "MedAny"):
     """A ``gr.Error`` for a plain user mistake (no traceback in the server log)."""
     return gr().Error(message, title=title, print_exception=False)
+
+
+def sample_copy(ref: str) -> str:
+    """A temp-dir copy of the bundled sample ``ref`` (``sample:NAME``): Gradio serves only files under its
+    temp dirs, and never the user's cache."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from multimodal.samples import resolve_sample
+
+    source = resolve_sample(ref)
+    target = Path(tempfile.mkdtemp(prefix="medany-sample-")) / source.name
+    shutil.copyfile(source, target)
+    return str(target)

@@ -8,11 +8,11 @@ projector is installed). The reply can be spoken offline with espeak-ng.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
-from .common import LLM_SLOT, gr, log_event, model_names, raise_ui_error, status_ok, timed, timing_note, user_error
+from .common import (LLM_SLOT, gr, log_event, model_names, raise_ui_error, sample_copy, status_ok, timed, timing_note,
+                     user_error)
 from .report import Report
 from .settings import DemoSettings
 
@@ -43,15 +43,7 @@ class ConsultWorkspace:
 
     def sample(self):
         """The bundled synthesized consult clip (path for the audio component)."""
-        import shutil
-        import tempfile
-
-        from multimodal.samples import resolve_sample
-
-        # Gradio serves only files under the temp dir: hand it a copy of the cached clip.
-        target = Path(tempfile.mkdtemp(prefix="medany-sample-")) / "consult.wav"
-        shutil.copyfile(resolve_sample(SAMPLE_CONSULT), target)
-        return str(target)
+        return sample_copy(SAMPLE_CONSULT)
 
     def transcribe(self, audio):
         """Recording path -> (transcript rows, status)."""

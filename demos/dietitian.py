@@ -9,11 +9,13 @@ installed the photo itself is attached to the advice request as well.
 
 from __future__ import annotations
 
-from .common import LLM_SLOT, gr, log_event, model_names, raise_ui_error, status_error, status_ok, timed, user_error
+from .common import (LLM_SLOT, gr, log_event, model_names, raise_ui_error, sample_copy, status_error, status_ok, timed,
+                     user_error)
 from .nutrition import describe_for_prompt, food_names, lookup, meal_totals, summary_headers, summary_table
 from .report import Report
 from .settings import DemoSettings
 
+SAMPLE_MEAL = "sample:fruits.jpg"
 MIN_CONFIDENCE = 0.02  # below this an ImageNet food guess is noise
 PORTION_HEADERS = ["Food", "Grams"]
 DEFAULT_GOAL = "Adult with type 2 diabetes and high blood pressure; aims for a low-sodium diet."
@@ -97,6 +99,10 @@ class DietitianWorkspace:
         self.settings = settings
         self.limits = settings.input_limits()
 
+    def sample(self):
+        """The bundled fruit photo (path for the image component)."""
+        return sample_copy(SAMPLE_MEAL)
+
     def recognize(self, photo):
         """Photo path -> (label dict, portion rows, status)."""
         if not photo:
@@ -173,7 +179,9 @@ class DietitianWorkspace:
             with g.Column(scale=4, min_width=340):
                 photo = g.Image(label="Meal photo (upload or webcam)", sources=["upload", "webcam", "clipboard"],
                                 type="filepath", height=320, elem_id="dietitian-photo")
-                recognize = g.Button("Recognise foods", variant="primary", elem_id="dietitian-recognize")
+                with g.Row():
+                    recognize = g.Button("Recognise foods", variant="primary", elem_id="dietitian-recognize")
+                    sample = g.Button("Use sample photo", size="sm", elem_id="dietitian-sample")
                 status = g.HTML(elem_id="dietitian-status")
                 labels = g.Label(label="Recognised foods (ImageNet classifier, not medical)", num_top_classes=5,
                                  elem_id="dietitian-labels")
@@ -198,6 +206,8 @@ class DietitianWorkspace:
                            "the exported report. Recognition uses a general ImageNet model: always check the foods.",
                            elem_classes=["medany-note"])
 
+        sample.click(self.sample, None, [photo], api_name="dietitian_sample") \
+            .then(self.recognize, [photo], [labels, portions, status])
         recognize.click(self.recognize, [photo], [labels, portions, status], api_name="dietitian_recognize")
         add.click(self.add_food, [pick, grams, portions], [portions], api_name="dietitian_add")
         portions.change(self.totals, [portions], [nutrients, unknown], api_name="dietitian_totals")

@@ -2,7 +2,9 @@
 
 ``sample:NAME.dcm`` is a DICOM from pydicom's test data (``pydicom-data``
 package, e.g. ``RG1_UNCR.dcm``, a real chest PA film); ``sample:consult`` is a
-short doctor-patient utterance synthesized offline with espeak-ng.
+short doctor-patient utterance synthesized offline with espeak-ng;
+``sample:fruits.jpg`` is a photo of cut fruit bundled in ``multimodal/assets``
+(provenance and licence in its README).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from .errors import InputError, require
 from .paths import cache_dir
 
 PREFIX = "sample:"
+ASSETS = Path(__file__).parent / "assets"
+BUNDLED = {"fruits.jpg": ASSETS / "fruits.jpg"}
 CONSULT_TEXT = (
     "Doctor, I have been coughing for three days. I have a mild fever, "
     "and I get short of breath when I climb the stairs."
@@ -31,11 +35,14 @@ def resolve_sample(ref: str) -> Path:
     name = ref[len(PREFIX):]
     if name == "consult":
         return consult_clip()
+    if name in BUNDLED:
+        return BUNDLED[name]
     data = require("pydicom.data", "all")
     found = data.get_testdata_file(name)
     if found:
         return Path(found)
-    raise InputError("There is no bundled sample with that name. Try sample:RG1_UNCR.dcm or sample:consult.",
+    raise InputError("There is no bundled sample with that name. "
+                     "Try sample:RG1_UNCR.dcm, sample:consult or sample:fruits.jpg.",
                      code="not_found")
 
 

@@ -109,6 +109,14 @@ def test_dietitian_totals_recognise_advise_export(client, tmp_path):
     assert data["tables"]["Meal nutrients (USDA FoodData Central)"]["rows"][0][0] == "banana"
 
 
+def test_dietitian_sample_photo_is_served(client):
+    from multimodal.paths import file_sha256
+    from multimodal.samples import resolve_sample
+
+    photo = client.predict(api_name="/dietitian_sample")
+    assert file_sha256(photo) == file_sha256(resolve_sample("sample:fruits.jpg"))
+
+
 def test_dietitian_bad_portion_is_an_error(client):
     with pytest.raises(Exception, match="zero or more grams"):
         client.predict({"headers": ["Food", "Grams"], "data": [["banana", -5]]}, api_name="/dietitian_totals")

@@ -1,8 +1,10 @@
 """Meal arithmetic over a bundled per-100 g nutrient table (USDA FoodData Central).
 
 ``demos/assets/nutrients.csv`` holds one row per food the embedded ImageNet
-model can name, with the FoodData Central id of the record each figure comes
-from (public domain) and where it was checked. Only rows whose figures could
+model can name (plus lime and kiwifruit, on the sample photo), with the
+FoodData Central SR Legacy id of the record each figure comes from (public
+domain), the NDB number, and the two independent copies of the USDA data it
+was read from and checked against (``docs/nutrients.md``). Only rows whose figures could
 be traced to a FoodData Central record are bundled, so a recognised food may
 be missing from the table; the meal summary then says so instead of guessing.
 

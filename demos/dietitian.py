@@ -190,9 +190,9 @@ class DietitianWorkspace:
                                        type="array", interactive=True, label="Portions (edit foods and grams)",
                                        column_count=2, elem_id="dietitian-portions")
                 with g.Row():
-                    pick = g.Dropdown(food_names(), label="Add a food", scale=3)
+                    pick = g.Dropdown(food_names(), label="Add a food", scale=3, elem_id="dietitian-pick")
                     grams = g.Number(label="Grams", value=100, minimum=0, scale=1)
-                    add = g.Button("Add", scale=1, size="sm")
+                    add = g.Button("Add", scale=1, size="sm", elem_id="dietitian-add")
                 nutrients = g.Dataframe(headers=summary_headers(), type="array", interactive=False,
                                         label="Nutrients per portion and total", elem_id="dietitian-nutrients")
                 unknown = g.HTML(elem_id="dietitian-unknown")

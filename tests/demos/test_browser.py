@@ -144,3 +144,29 @@ def test_consult_sample_clip_is_transcribed_in_page(page, tmp_path):
     page.screenshot(path=str(folder / "consult.png"), full_page=True)
     assert (folder / "consult.png").stat().st_size > 10_000
     page.get_by_role("tab", name="Clinician").click()  # leave the page as the other tests expect it
+
+
+def test_dietitian_sample_photo_to_nutrients_and_advice(page, tmp_path):
+    page.reload()
+    page.wait_for_selector("#clinician-files")
+    page.get_by_role("tab", name="Dietitian").click()
+    page.locator("#dietitian-sample").click()  # the bundled fruit photo, then recognition
+    page.wait_for_selector("#dietitian-photo img")
+    page.wait_for_function("document.querySelector('#dietitian-status').innerText.trim().length > 0",
+                           timeout=120_000)
+    if "Add the foods by hand" in page.locator("#dietitian-status").inner_text():  # tiny stack: no ImageNet head
+        dropdown = page.locator("#dietitian-pick input")
+        dropdown.fill("lemon")
+        page.get_by_role("option", name="lemon", exact=True).click()
+        page.locator("#dietitian-add").click()
+    page.wait_for_function("document.querySelector('#dietitian-nutrients').innerText.includes('Total')",
+                           timeout=60_000)
+    assert "lemon" in page.locator("#dietitian-nutrients").inner_text()
+    page.locator("#dietitian-advise").click()
+    page.wait_for_function("(() => { const t = document.querySelector('#dietitian-advice').innerText.trim();"
+                           " return t.length > 20 && !t.startsWith('Thinking'); })()", timeout=180_000)
+    page.wait_for_timeout(800)
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    page.screenshot(path=str(folder / "dietitian.png"), full_page=True)
+    assert (folder / "dietitian.png").stat().st_size > 10_000
+    page.get_by_role("tab", name="Clinician").click()

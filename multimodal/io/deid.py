@@ -254,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     """``medany deid IN... --out DIR``: de-identify DICOM files (or folders of them).
 
     Output files are named by their new SOP Instance UID, because original file
-    names often contain patient names. Returns the process exit code: 0 when
+    names often contain patient names; for the same reason problems name an
+    input by its number in the sorted input order unless ``--show-paths``. Returns the process exit code: 0 when
     every input was written, 1 when any was refused.
     """
     parser = argparse.ArgumentParser(prog="medany deid", description=main.__doc__.splitlines()[0])
@@ -262,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output folder (created)")
     parser.add_argument("--key", default=None,
                         help="secret for consistent UIDs across runs (default: random per run)")
+    parser.add_argument("--show-paths", action="store_true",
+                        help="name skipped and flagged inputs by path (paths often carry patient names; "
+                             "default: by their number in the sorted input order)")
     args = parser.parse_args(argv)
     from ..paths import atomic_write_bytes
 
@@ -270,20 +274,21 @@ def main(argv: list[str] | None = None) -> int:
     uids = UidMapper(args.key.encode() if args.key else None)
     written = failed = flagged = 0
     for i, path in enumerate(_inputs(args.inputs)):
+        label = str(path) if args.show_paths else f"input {i + 1}"
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", BurnedInAnnotationWarning)
             try:
                 ds, data = _deidentify_file(path.read_bytes(), uids)
             except (InputError, OSError) as exc:
                 failed += 1
-                print(f"{path}: skipped: {exc}", file=sys.stderr)
+                print(f"{label}: skipped: {exc}", file=sys.stderr)
                 continue
         name = str(ds.get("SOPInstanceUID", f"file{i + 1}"))
         atomic_write_bytes(out / f"{name}.dcm", data)
         written += 1
         if any(issubclass(w.category, BurnedInAnnotationWarning) for w in caught):
             flagged += 1
-            print(f"{path}: WARNING burned-in annotation, review the pixels before sharing {name}.dcm",
+            print(f"{label}: WARNING burned-in annotation, review the pixels before sharing {name}.dcm",
                   file=sys.stderr)
     print(f"de-identified {written} file(s), skipped {failed}, burned-in annotation warnings {flagged}")
     return 0 if failed == 0 else 1

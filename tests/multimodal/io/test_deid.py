@@ -153,3 +153,13 @@ def test_cli_bulk(tmp_path, capsys):
         assert pydicom.dcmread(p).PatientIdentityRemoved == "YES"
     captured = capsys.readouterr()
     assert "burned-in" in captured.err and "de-identified 2 file(s)" in captured.out
+    assert "Zyxwv" not in captured.err + captured.out  # folder names often carry patient names
+    assert "a.dcm" not in captured.err and "input 1: WARNING" in captured.err and "input 3: skipped" in captured.err
+
+
+def test_cli_names_input_paths_only_when_asked(tmp_path, capsys):
+    src = tmp_path / "Zyxwv_patient"
+    src.mkdir()
+    (src / "notes.txt").write_text("not dicom")
+    assert main([str(src), "--out", str(tmp_path / "out"), "--show-paths"]) == 1
+    assert f"{src / 'notes.txt'}: skipped" in capsys.readouterr().err

@@ -7,6 +7,8 @@ grounded only by their text line), and prints Markdown:
 1. held-out scans given as pictures (PNG, no header) with the recipe's caption
    questions: accuracy of the modality / body part / view named in the free-form
    answer (right value named, no other value of the field named), per held-out group;
+   then the same questions about the DICOM files those pictures were rendered from
+   (the header line names the fields: does the projector get in the way?);
 2. the answers, side by side, to a few fixed requests: the sample chest film (DICOM)
    with the ``make demo`` question, a held-out scan picture, and the sample fruit photo.
 
@@ -37,7 +39,7 @@ def load_eval(path: Path) -> list[dict]:
         r = json.loads(line)
         human = next(t["value"] for t in r["conversations"] if t["from"] == "human")
         rows.append({"image": str(path.parent / r["image"]), "question": human.rsplit("Question: ", 1)[-1],
-                     "fields": r.get("fields", {}), "group": r.get("group", "all")})
+                     "fields": r.get("fields", {}), "group": r.get("group", "all"), "source": r.get("source")})
     return rows
 
 
@@ -70,11 +72,16 @@ def run(spec: str, rows: list[dict], max_new_tokens: int) -> dict:
     t0 = time.perf_counter()
     answers = [assistant.answer(r["question"], [r["image"]]) for r in rows]
     per_answer = (time.perf_counter() - t0) / max(len(rows), 1)
+    dicoms = [r for r in rows if r["source"]]
+    dicom_answers = [assistant.answer(r["question"], [f"sample:{r['source']}"]) for r in dicoms]
     fixed = [(name, q, assistant.answer(q, [img])) for name, q, img in FIXED]
     if rows:
         fixed.insert(1, ("held-out scan picture (PNG)", rows[0]["question"], answers[0]))
     projector = assistant.info.get("image", {}).get("projector")
-    return {"scores": score(rows, answers), "fixed": fixed, "s_per_answer": per_answer,
+    scores = score(rows, answers)
+    if dicoms:
+        scores["as DICOM"] = score(dicoms, dicom_answers)["all"]
+    return {"scores": scores, "fixed": fixed, "s_per_answer": per_answer,
             "projector": projector and projector.get("sha256", "")[:12]}
 
 
@@ -103,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(rows)} held-out scan pictures; greedy, {args.max_new_tokens} new tokens max.\n")
     fields = sorted({k for r in results.values() for k in r["scores"]["all"]})
     groups = list(next(iter(results.values()))["scores"])
-    print("| image projector | group | " + " | ".join(fields) + " | s / answer |")
+    print("| image projector | held-out group | " + " | ".join(fields) + " | s / answer (PNG) |")
     print("|---|---|" + "---|" * len(fields) + "---|")
     for spec, res in results.items():
         label = f"{spec} ({res['projector']})" if res["projector"] else "none (text line only)"

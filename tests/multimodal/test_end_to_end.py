@@ -23,7 +23,10 @@ def test_chest_film_and_consult_clip_are_answered_from_real_weights(assistant):
     heard = prompt.split('transcript: "')[1].split('"')[0]
     words = lambda t: [w.strip(".,").lower() for w in t.split()]  # noqa: E731
     assert words(heard) == words(CONSULT_TEXT)  # Whisper hears the synthesized consult exactly
-    assert media == {}  # no trained projector ships yet: grounding is through the tools
+    # The shipped scan projector is the default: the film's 49 tokens are spliced; audio goes by transcript.
+    assert set(media) == {"image"} and media["image"][0].shape == (1, 3, 224, 224)
+    assert prompt.count("<image>") == 1 and "<audio>" not in prompt
+    assert assistant.info["image"]["projector"]["sha256"].startswith("4669307f")
 
     answer = assistant.answer("What should the patient do next?", images=[film], audios=[clip])
     timings = assistant.last_timings

@@ -3,8 +3,10 @@
 Recognition uses the vision encoder's own ImageNet head (about forty food
 classes) today; the dietitian corrects the foods and grams in the table, the
 totals come from the bundled USDA FoodData Central table (:mod:`demos.nutrition`),
-and the LLM's advice is given those numbers. With a trained image projector
-installed the photo itself is attached to the advice request as well.
+and the LLM's advice is given those numbers. With an image projector installed
+the photo is attached to the advice request as well: its classifier line always,
+its projected tokens only when the projector covers photos (the shipped one is
+for scans and leaves colour photos alone).
 """
 
 from __future__ import annotations

@@ -165,7 +165,14 @@ def test_dietitian_sample_photo_to_nutrients_and_advice(page, tmp_path):
     page.locator("#dietitian-advise").click()
     page.wait_for_function("(() => { const t = document.querySelector('#dietitian-advice').innerText.trim();"
                            " return t.length > 20 && !t.startsWith('Thinking'); })()", timeout=180_000)
-    page.wait_for_timeout(800)
+    advice, seen = "", []
+    for _ in range(240):  # the stream has ended once the text holds still for two seconds
+        page.wait_for_timeout(1000)
+        seen.append(page.locator("#dietitian-advice").inner_text())
+        if len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3]:
+            advice = seen[-1]
+            break
+    assert len(advice.strip()) > 20
     folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
     page.screenshot(path=str(folder / "dietitian.png"), full_page=True)
     assert (folder / "dietitian.png").stat().st_size > 10_000

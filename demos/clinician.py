@@ -175,13 +175,16 @@ class ClinicianWorkspace:
         history = list(history or [])
         if not question:
             raise user_error("Type a question first.", "No question")
-        paths = [entry["path"] for entry in study or []]
+        study = list(study or [])
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
         yield history, "", "Thinking…"
         answer = ""
         try:
-            with timed("clinician.chat", images=len(paths)):
-                for piece in self.assistant.stream(question, images=paths):
+            with timed("clinician.chat", images=len(study)):
+                # Uploads are decoded under this server's limits; bundled samples are trusted server files.
+                images = [load_image(e["path"], limits=DEFAULT_LIMITS if e.get("bundled") else self.limits)
+                          for e in study]
+                for piece in self.assistant.stream(question, images=images):
                     answer += piece
                     history[-1] = {"role": "assistant", "content": answer}
                     yield history, "", "Answering…"

@@ -72,11 +72,14 @@ class ConsultWorkspace:
         if not text and not audio:
             raise user_error("Record or upload a consultation, then transcribe it.", "No consultation")
         prompt = f"Consultation transcript:\n{text}\n\n{question}" if text else question
-        audios = [audio] if audio and "audio" in getattr(self.assistant.model, "projectors", {}) else []
+        attach = audio and "audio" in getattr(self.assistant.model, "projectors", {})
         answer = ""
         yield "", "Thinking…"
         try:
-            with timed("consult.answer", audios=len(audios)):
+            with timed("consult.answer", audios=int(bool(attach))):
+                from multimodal.io import load_audio
+
+                audios = [load_audio(audio, limits=self.limits)] if attach else []
                 for piece in self.assistant.stream(prompt, audios=audios):
                     answer += piece
                     yield answer, "Answering…"

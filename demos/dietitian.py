@@ -153,11 +153,14 @@ class DietitianWorkspace:
             raise user_error("Add at least one food with its grams first.", "Empty meal")
         question = (f"{describe_for_prompt(summary)}\nPatient: {(goal or '').strip() or 'adult, no details given'}.\n"
                     "As a dietitian, give three short, practical suggestions for this meal using these numbers.")
-        images = [photo] if photo and "image" in getattr(self.assistant.model, "projectors", {}) else []
+        attach = photo and "image" in getattr(self.assistant.model, "projectors", {})
         answer = ""
         yield "Thinking…"
         try:
             with timed("dietitian.advise", foods=len(summary.rows)):
+                from multimodal.io import load_image
+
+                images = [load_image(photo, limits=self.limits)] if attach else []
                 for piece in self.assistant.stream(question, images=images):
                     answer += piece
                     yield answer

@@ -1,0 +1,77 @@
+"""Workspace handlers decode uploads with the demo's own limits (not the library defaults) before asking."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from demos.clinician import ClinicianWorkspace
+from demos.consult import ConsultWorkspace
+from demos.dietitian import DietitianWorkspace
+from demos.settings import DemoSettings
+from multimodal.io.types import AudioClip, MedicalImage
+
+CAP = 64 * 1024  # a demo server that accepts uploads up to 64 KiB
+
+
+class RecordingAssistant:
+    """Stands in for ``Assistant``: records what each request carried, answers one word."""
+
+    def __init__(self):
+        self.model = SimpleNamespace(projectors={"image": object(), "audio": object()})
+        self.last_timings = SimpleNamespace(new_tokens=1, total_s=0.1, first_token_s=0.05, tokens_per_s=0.0)
+        self.requests = []
+
+    def stream(self, question, images=(), audios=()):
+        self.requests.append((question, list(images), list(audios)))
+        yield "ok"
+
+
+def _drain(gen):
+    return list(gen)
+
+
+@pytest.fixture
+def big_png(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "big.png"
+    Image.fromarray((np.random.default_rng(0).random((300, 300, 3)) * 255).astype(np.uint8)).save(path)
+    assert path.stat().st_size > CAP
+    return str(path)
+
+
+def test_clinician_chat_decodes_uploads_with_the_demo_limit_but_trusts_bundled_samples(big_png):
+    assistant = RecordingAssistant()
+    ws = ClinicianWorkspace(assistant, DemoSettings(max_file_size=CAP))
+    with pytest.raises(Exception, match="too large"):
+        _drain(ws.chat("what is it?", [], [{"path": big_png, "bundled": False}]))
+    assert assistant.requests == []
+    _drain(ws.chat("what is it?", [], [{"path": big_png, "bundled": True}]))
+    (_, images, _), = assistant.requests
+    assert len(images) == 1 and isinstance(images[0], MedicalImage)
+
+
+def test_dietitian_advice_decodes_the_photo_with_the_demo_limit(big_png):
+    assistant = RecordingAssistant()
+    ws = DietitianWorkspace(assistant, DemoSettings(max_file_size=CAP))
+    table = [["banana", 120]]
+    with pytest.raises(Exception, match="too large"):
+        _drain(ws.advise(table, "adult", big_png))
+    _drain(DietitianWorkspace(assistant, DemoSettings()).advise(table, "adult", big_png))
+    (_, images, _), = assistant.requests
+    assert isinstance(images[0], MedicalImage)
+
+
+def test_consult_answer_decodes_the_recording_with_the_demo_limit(tmp_path):
+    from multimodal.io.tts import write_wav
+
+    wav = tmp_path / "long.wav"
+    t = np.arange(16000 * 3) / 16000
+    write_wav(AudioClip((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)), wav)  # ~96 KB
+    assistant = RecordingAssistant()
+    with pytest.raises(Exception, match="too large"):
+        _drain(ConsultWorkspace(assistant, DemoSettings(max_file_size=CAP)).answer(str(wav), None, "q"))
+    _drain(ConsultWorkspace(assistant, DemoSettings()).answer(str(wav), None, "q"))
+    (_, _, audios), = assistant.requests
+    assert isinstance(audios[0], AudioClip)

@@ -259,7 +259,7 @@ class ConversationDataset(torch.utils.data.Dataset):
                 [(s.line, f"{enc.input_ids.numel()} tokens exceed max_length {self.max_length}")],
                 header="A sample is too long",
             )
-        return {"input_ids": enc.input_ids, "labels": enc.labels, "media": media, "index": i}
+        return {"input_ids": enc.input_ids, "labels": enc.labels, "media": media, "media_tokens": n_tokens, "index": i}
 
     def _tokens_of(self, kind: str, x: torch.Tensor) -> int:
         if kind not in self.encoder_tokens:

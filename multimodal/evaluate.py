@@ -95,12 +95,12 @@ def _prompt(sample: Sample) -> tuple[list[dict], str]:
 
 
 @torch.no_grad()
-def teacher_forced_loss(model, dataset: ConversationDataset, batch_size: int = 4) -> tuple[float, int]:
-    """Token-weighted mean cross-entropy over all supervised tokens, and the token count."""
+def teacher_forced_loss(model, items: list[dict], batch_size: int = 4) -> tuple[float, int]:
+    """Token-weighted mean cross-entropy over all supervised tokens of dataset ``items``, and the token count."""
     total, tokens = 0.0, 0
     pad = model.tokenizer.pad_token_id
-    for start in range(0, len(dataset), batch_size):
-        batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))], pad)
+    for start in range(0, len(items), batch_size):
+        batch = collate(items[start:start + batch_size], pad)
         labels = batch["labels"]
         n = int((labels[:, 1:] != IGNORE_INDEX).sum())  # HF shifts labels by one
         media = {k: (x.to(model.device), v) for k, (x, v) in batch["media_inputs"].items()}
@@ -117,7 +117,8 @@ def evaluate(model, samples: list[Sample], media_fn, *, max_samples: int | None 
 
     Returns ``loss``, ``perplexity`` and, with ``generate``, ``exact_match``,
     ``wer`` (samples with a transcript), ``field_accuracy`` (per named field),
-    ``groups`` (the same per ``group``) and a few ``examples``.
+    ``groups`` (the same per ``group``) and a few ``examples``. Each medium is
+    decoded once and serves both the loss and the generation.
     """
     from .train import encoder_token_counts
 
@@ -125,21 +126,17 @@ def evaluate(model, samples: list[Sample], media_fn, *, max_samples: int | None 
     model.eval()
     counts = encoder_token_counts(dict(model.encoders.items()), media_fn, samples)
     ds = ConversationDataset(samples, model.tokenizer, media_fn, model.token_counts, encoder_tokens=counts)
-    loss, n_tok = teacher_forced_loss(model, ds)
+    items = [ds[i] for i in range(len(ds))]
+    loss, n_tok = teacher_forced_loss(model, items)
     result: dict = {"samples": len(samples), "loss": loss, "perplexity": math.exp(min(loss, 50.0)), "tokens": n_tok}
     if not generate:
         return result
     rows = []
-    for s in samples:
-        messages, reference = _prompt(s)
-        media, n_tokens = {}, {}
-        for kind, files in s.media.items():
-            items = [media_fn(kind, f) for f in files]
-            n_enc = [v if v is not None else counts[kind] for _, v in items]
-            n_tokens[kind] = model.token_counts(kind, n_enc)
-            valid = [v for _, v in items]
-            media[kind] = (torch.stack([x for x, _ in items]), None if None in valid else valid)  # [n, ...]
-        enc = encode_conversation(model.tokenizer, messages, n_tokens, add_generation_prompt=True)
+    pad = model.tokenizer.pad_token_id
+    for s, item in zip(samples, items):
+        messages, reference = _prompt(s)  # media sit in human/system turns, so the counts still hold
+        media = {k: (x.to(model.device), v) for k, (x, v) in collate([item], pad)["media_inputs"].items()}
+        enc = encode_conversation(model.tokenizer, messages, item["media_tokens"], add_generation_prompt=True)
         ids = model.generate(enc.input_ids[None].to(model.device), media_inputs=media,
                              max_new_tokens=max_new_tokens, do_sample=False)
         text = model.tokenizer.decode(ids[0], skip_special_tokens=True).strip()

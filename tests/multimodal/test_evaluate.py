@@ -33,3 +33,30 @@ def test_score_reads_field_lines_first_then_sentences():
 
 def test_word_error_rate_counts_word_edits():
     assert word_error_rate(["I have a cough"], ["i have cough"]) == 0.25
+
+
+def test_evaluate_decodes_each_held_out_medium_once(tmp_path):
+    from encoders import create_encoder
+    from multimodal.config import StackConfig
+    from multimodal.data import load_samples
+    from multimodal.evaluate import evaluate
+    from multimodal.pipeline import Assistant
+    from multimodal.train import media_loader
+    from projectors import create_projector, save_projector
+    from tests.multimodal.train_helpers import make_image_set
+
+    proj = save_projector(create_projector("mlp2x_gelu", create_encoder("tiny_vit").out_dim, 64), tmp_path / "p",
+                          encoder="tiny_vit", llm="tiny-random")
+    model = Assistant.load(StackConfig(llm="tiny-random", vision="tiny_vit", speech="",
+                                       image_projector=str(proj))).model
+    samples = load_samples(make_image_set(tmp_path / "data"))
+    load, _ = media_loader(dict(model.encoders.items()), model.device)
+    calls = []
+
+    def media_fn(kind, path):
+        calls.append(path.name)
+        return load(kind, path)
+
+    result = evaluate(model, samples, media_fn, max_new_tokens=3)
+    assert sorted(calls) == sorted(p.name for s in samples for p in s.media["image"])  # once each
+    assert result["samples"] == 4 and result["tokens"] > 0 and "colour" in result["field_accuracy"]

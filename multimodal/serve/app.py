@@ -98,10 +98,12 @@ def build_app(assistant, settings: ServeSettings | None = None):
         created = int(time.time())
         headers = {"x-request-id": rid}
         chat = None
+        digests: list = []  # what the audit keeps of the media: the bytes are dropped once decoded
 
         def finish(status: int, code: str | None = None, usage: Usage | None = None) -> None:
+            inputs = digests or ([m.digest() for m in chat.media] if chat else [])
             audit.record(request_id=rid, status=status, code=code, latency_s=time.monotonic() - t0,
-                         inputs=chat.media if chat else (), stream=bool(chat and chat.stream),
+                         inputs=inputs, stream=bool(chat and chat.stream),
                          prompt_tokens=usage.prompt_tokens if usage else None,
                          completion_tokens=usage.completion_tokens if usage else None)
 
@@ -135,10 +137,10 @@ def build_app(assistant, settings: ServeSettings | None = None):
 
         try:
             authorize(request)
-            body = await read_body(request, settings.max_request_bytes)
-            chat = parse_chat_request(parse_json(body), settings)
+            chat = parse_chat_request(parse_json(await read_body(request, settings.max_request_bytes)), settings)
             work_queue.check_open()  # refuse before decoding when the queue is already full
             images, audios = await run_in_threadpool(decode_media, chat, limits)
+            digests, chat.media = [m.digest() for m in chat.media], []  # decoded: free the encoded bytes
             job = work_queue.submit(chat_work(assistant, chat, images, audios), arrived=t0)
             events = work_queue.events(job)
             if chat.stream:

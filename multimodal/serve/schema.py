@@ -39,6 +39,15 @@ UNSUPPORTED = {"tools": "tool calls", "functions": "function calls", "tool_choic
                "function_call": "function calls", "audio": "audio output", "prediction": "predicted outputs"}
 
 
+@dataclass(frozen=True)
+class MediaDigest:
+    """What the audit keeps of a medium once it is decoded: kind, sha256 and size, never the bytes."""
+
+    kind: str
+    sha256: str
+    size: int
+
+
 @dataclass
 class MediaInput:
     """One encoded medium of a request: its kind, its bytes and where it sat in the request."""
@@ -50,6 +59,13 @@ class MediaInput:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def digest(self) -> MediaDigest:
+        return MediaDigest(self.kind, self.sha256, self.size)
 
 
 @dataclass

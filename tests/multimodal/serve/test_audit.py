@@ -8,6 +8,7 @@ import uuid
 import httpx
 
 from multimodal.serve.audit import AuditLog, stack_identity
+from multimodal.serve.schema import MediaInput
 from tests.multimodal.serve import serve_helpers as h
 
 
@@ -24,7 +25,8 @@ def test_record_writes_one_json_line(tmp_path):
     path = tmp_path / "audit.jsonl"
     log = AuditLog({"model": "m"}, str(path))
     media = h.png_bytes()
-    item = type("M", (), {"kind": "image", "data": media, "sha256": h.sha256(media)})()
+    item = MediaInput("image", media, "messages[0].content[1].image_url").digest()
+    assert not hasattr(item, "data") and item.sha256 == h.sha256(media)
     log.record(request_id="r1", status=200, latency_s=0.5, inputs=[item], prompt_tokens=3, completion_tokens=2)
     log.record(request_id="r2", status=413, latency_s=0.01, code="too_large")
     first, second = (json.loads(x) for x in path.read_text().splitlines())
@@ -55,3 +57,24 @@ def test_live_lines_hold_no_text_names_or_patient_data(live):
     answer = r.json()["choices"][0]["message"]["content"]
     for secret in (question, "Secret", patient, "CT_small", ".dcm", answer or "§"):
         assert secret not in text
+
+
+def test_request_media_bytes_are_dropped_before_the_answer_is_generated(live, monkeypatch):
+    import multimodal.serve.app as app_module
+
+    seen = []
+    real = app_module.chat_work
+
+    def recording_chat_work(assistant, chat, images, audios):
+        seen.append((list(chat.media), len(images)))
+        return real(assistant, chat, images, audios)
+
+    monkeypatch.setattr(app_module, "chat_work", recording_chat_work)
+    data = h.png_bytes()
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        r = client.post("/v1/chat/completions", json=h.chat_body([{"type": "text", "text": "what?"},
+                                                                  h.image_part(data, "image/png")]))
+    assert r.status_code == 200
+    assert seen == [([], 1)]  # decoded image handed on, encoded bytes released
+    line = next(x for x in h.audit_lines(live) if x["request_id"] == r.json()["id"])
+    assert line["inputs"] == [{"kind": "image", "sha256": h.sha256(data), "bytes": len(data)}]

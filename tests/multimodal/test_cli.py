@@ -28,7 +28,15 @@ def test_info_lists_models(capsys):
     out = capsys.readouterr().out
     assert "llm     tiny-random: random init" in out
     assert "vision  tiny_vit" in out and "speech  tiny_whisper" in out
-    assert "no trained projector" in out
+    assert "no projector in use" in out and "opt-in" not in out  # nothing is shipped for the tiny models
+
+
+@pytest.mark.slow
+def test_info_on_the_embedded_stack_names_the_default_and_the_opt_in_projectors(capsys):
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "vision  medany-lite0" in out and "projector mlp2x_gelu (4669307f76fc)" in out
+    assert "opt-in: --audio-projector medany-whisper-speech" in out
 
 
 def test_bad_input_exits_2_with_clear_message(tmp_path, capsys):

@@ -117,7 +117,7 @@ class Assistant:
             if any(im is image for im in spliced):
                 lines.append(PLACEHOLDERS["image"])
         for i, clip in enumerate(request.audios, 1):
-            lines.append(media_line("audio", i, self._describe_audio(clip)))
+            lines.append(media_line("audio", i, self.describe_audio(clip)))
             if use_proj["audio"]:
                 lines.append(PLACEHOLDERS["audio"])
         if spliced:
@@ -153,7 +153,8 @@ class Assistant:
                 return classifier_summary(said)
         return NO_DESCRIPTION
 
-    def _describe_audio(self, clip: AudioClip) -> str:
+    def describe_audio(self, clip: AudioClip) -> str:
+        """The text line the LLM reads about ``clip``: duration and Whisper's transcript (or silence)."""
         from .io.audio import is_audible
 
         head = f"recording ({clip.duration_s:.1f} s)"

@@ -224,3 +224,31 @@ def test_assistant_format_uses_the_pipeline_prompt_and_distills_open_answers(tmp
     metrics = train(TrainConfig.from_file(config))
     assert metrics["steps"] == 2 and math.isfinite(metrics["final_loss"])
     assert "modality" in metrics["eval"]["field_accuracy"]  # sentences are scored by the field they name
+
+
+# --- speech recipe, assistant format -----------------------------------------------------
+
+
+def test_speech_assistant_format_wraps_each_clip_in_the_pipeline_prompt(tmp_path):
+    from multimodal.config import StackConfig
+    from multimodal.data import load_samples
+    from multimodal.io import load_audio
+    from multimodal.pipeline import Assistant
+    from multimodal.prompt import SYSTEM_PROMPT
+    from recipes.speech.assistant_format import convert
+    from recipes.speech.sentences import PROMPT
+
+    speech_data.make_dataset(tmp_path, 3, 2)
+    assistant = Assistant.load(StackConfig(llm="tiny-random", vision="", speech="tiny_whisper"))
+    info = convert(tmp_path, assistant)
+    assert info["train"]["records"] == 3 and info["eval"]["records"] == 2
+    for split in ("train", "eval"):
+        plain = [json.loads(x) for x in (tmp_path / f"{split}.jsonl").read_text().splitlines()]
+        wrapped = [json.loads(x) for x in (tmp_path / f"{split}.assistant.jsonl").read_text().splitlines()]
+        for p, w in zip(plain, wrapped):
+            system, human, gpt = (t["value"] for t in w["conversations"])
+            line = assistant.describe_audio(load_audio(tmp_path / p["audio"]))
+            assert system == SYSTEM_PROMPT and human == f"Audio 1: {line}\n<audio>\nQuestion: {PROMPT}"
+            assert gpt == p["conversations"][-1]["value"] and w["audio"] == p["audio"]
+            assert w["transcript"] == p["transcript"] and w.get("group") == p.get("group")
+        assert len(load_samples(tmp_path / f"{split}.assistant.jsonl")) == len(plain)

@@ -11,7 +11,9 @@ batch, with one vectorized ``masked_scatter`` per modality.
 
 from __future__ import annotations
 
+import inspect
 import warnings
+from functools import cached_property
 from typing import Iterator, Mapping
 
 import torch
@@ -19,7 +21,7 @@ from torch import Tensor, nn
 
 from .errors import PlaceholderMismatchError
 from .kernels import register_hf_attention, span_ids_from_mask, use_span_ids
-from .template import MEDIA_TOKEN_IDS
+from .template import IGNORE_INDEX, MEDIA_TOKEN_IDS
 
 # We generate from embeddings, so a repetition penalty applies to new tokens only. That is
 # what we want (quoting the transcript or the findings is fine), so HF's notice is noise.
@@ -130,10 +132,30 @@ class MedAnyModel(nn.Module):
         return span_ids_from_mask(is_image)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, labels: Tensor | None = None, media_inputs=None):
-        """Teacher-forced pass; returns the LLM's output (``.loss`` when ``labels`` are given)."""
+        """Teacher-forced pass; returns the LLM's output (``.loss`` when ``labels`` are given).
+
+        With ``labels`` the vocabulary head runs only at positions that predict a
+        supervised token (``.logits`` is ``[B, K, V]`` over those K positions): a
+        chat prompt is mostly system text, media and question, whose logits the
+        loss never reads. The loss is the LLM's own token-mean cross-entropy.
+        """
         embeds = self.embed(input_ids, self.encode_all(media_inputs))
         with use_span_ids(self.span_ids(input_ids)):
-            return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+            if labels is None or not self._head_takes_positions:
+                return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+            targets = labels[:, 1:]  # [B, L-1]: position p predicts token p+1
+            keep = (targets != IGNORE_INDEX).any(0).nonzero().flatten()  # [K], union over the batch
+            out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, logits_to_keep=keep)
+        logits = out.logits  # [B, K, V]
+        out.loss = nn.functional.cross_entropy(logits.float().flatten(0, 1), targets[:, keep].flatten(),
+                                               ignore_index=IGNORE_INDEX)
+        return out
+
+    @cached_property
+    def _head_takes_positions(self) -> bool:
+        """Whether the LLM's forward accepts ``logits_to_keep`` as a tensor of positions (recent HF causal LMs)."""
+        base = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm  # through PEFT
+        return "logits_to_keep" in inspect.signature(base.forward).parameters
 
     @torch.no_grad()
     def generate(self, input_ids: Tensor, attention_mask: Tensor | None = None, media_inputs=None, **gen_kwargs) -> Tensor:

@@ -3,6 +3,7 @@ import torch
 
 from encoders import create_encoder
 from multimodal.errors import PlaceholderMismatchError
+from multimodal.kernels import use_span_ids
 from multimodal.model import MedAnyModel, splice_media
 from multimodal.template import MEDIA_TOKEN_IDS, encode_conversation
 from projectors import create_projector
@@ -159,3 +160,33 @@ def test_text_only_equals_bare_embedded_llm(embedded_llm):
     bare = bare_llm.generate(ref_ids, attention_mask=torch.ones_like(ref_ids), max_new_tokens=16, do_sample=False)
     assert torch.equal(ours[0], bare[0, ids.shape[1]:])
     assert len(tok.decode(ours[0], skip_special_tokens=True).split()) >= 5
+
+
+def test_loss_on_supervised_positions_equals_the_llm_loss(model):
+    """The logits head runs only where a label is supervised; loss and gradients stay the LLM's own."""
+    tok = model.tokenizer
+    n = model.encoders["image"].num_tokens()
+    rows = []
+    for question, reply in (("<image> what is this?", "a film"), ("describe <image> briefly", "a chest radiograph")):
+        msgs = [{"role": "user", "content": question}, {"role": "assistant", "content": reply}]
+        rows.append(encode_conversation(tok, msgs, {"image": [n]}, add_generation_prompt=False))
+    width = max(len(r.input_ids) for r in rows)
+    ids = torch.stack([torch.nn.functional.pad(r.input_ids, (0, width - len(r.input_ids)), value=tok.pad_token_id)
+                       for r in rows])  # [B, L], right-padded
+    labels = torch.stack([torch.nn.functional.pad(r.labels, (0, width - len(r.labels)), value=-100) for r in rows])
+    mask = (torch.arange(width)[None] < torch.tensor([[len(r.input_ids)] for r in rows])).long()
+    media = {"image": (torch.randn(2, 3, 32, 32), None)}
+
+    out = model(ids, attention_mask=mask, labels=labels, media_inputs=media)
+    out.loss.backward()
+    ours = [p.grad for p in model.projectors.parameters()]
+    model.projectors.zero_grad(set_to_none=True)
+    embeds = model.embed(ids, model.encode_all(media))
+    with use_span_ids(model.span_ids(ids)):
+        full = model.llm(inputs_embeds=embeds, attention_mask=mask, labels=labels)  # HF's loss over all logits
+    full.loss.backward()
+    torch.testing.assert_close(out.loss, full.loss, rtol=1e-6, atol=1e-6)
+    for mine, theirs in zip(ours, (p.grad for p in model.projectors.parameters())):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-7)
+    supervised = int((labels[:, 1:] != -100).any(0).sum())
+    assert out.logits.shape[1] == supervised < width - 1  # the prompt's positions never reach the head

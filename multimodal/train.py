@@ -1,9 +1,9 @@
 """``medany train CONFIG``: projector training, from one CPU process to many GPUs.
 
 The same entry point runs single-process, or under ``torchrun`` /
-``accelerate launch`` as DDP (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` from the
-environment; gloo on CPU, nccl on CUDA). Each rank reads its share of every
-epoch through a :class:`~torch.utils.data.DistributedSampler`.
+``accelerate launch`` with DDP or, for backbones too large for one GPU, the
+frozen LLM sharded by FSDP (:mod:`multimodal.parallel`). Each rank reads its
+share of every epoch through a :class:`~torch.utils.data.DistributedSampler`.
 
 Data order is a pure function of (seed, epoch, world size): optimizer step
 ``k`` always consumes micro-batches ``k*accum .. k*accum+accum-1`` of that
@@ -35,46 +35,14 @@ from torch import nn
 from .checkpoint import checkpoint_dirs, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import ConversationDataset, check_supervision, collate, load_samples
 from .errors import MedAnyError, require
+from .parallel import DistEnv, average_gradients, setup_distributed, shard_frozen_llm
 from .rng import seeded
 from .train_config import TrainConfig
 
 KINDS = ("image", "audio")
 
 
-# --- process group --------------------------------------------------------------------
-
-
-@dataclass
-class DistEnv:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def ddp(self) -> bool:
-        return self.world > 1
-
-    def barrier(self) -> None:
-        if self.ddp:
-            torch.distributed.barrier()
-
-
-def setup_distributed() -> DistEnv:
-    """Join the process group the launcher describes in the environment (no-op when alone)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available()
-    device = torch.device("cuda", local) if cuda else torch.device("cpu")
-    if cuda:
-        torch.cuda.set_device(device)
-    if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group(backend="nccl" if cuda else "gloo")
-    return DistEnv(rank, world, local, device)
+# --- set-up -----------------------------------------------------------------------------
 
 
 def seed_everything(seed: int) -> None:
@@ -334,6 +302,7 @@ def _train(config: TrainConfig, env: DistEnv, resume: bool, on_end=None) -> dict
     use_cache = config.use_feature_cache
     model, encoders = build_stack(config, kinds, feature_cache=use_cache)
     supervision = check_supervision(samples, model.tokenizer)
+    sharded = env.ddp and config.parallel == "fsdp"
     if config.lora:
         peft = require("peft", "all")
         lcfg = peft.LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
@@ -342,6 +311,8 @@ def _train(config: TrainConfig, env: DistEnv, resume: bool, on_end=None) -> dict
     model.to(env.device)
     for enc in encoders.values():
         enc.to(env.device)
+    if sharded:
+        shard_frozen_llm(model.llm)
     model.eval()
     model.projectors.train()
     if config.grad_checkpointing:
@@ -375,7 +346,7 @@ def _train(config: TrainConfig, env: DistEnv, resume: bool, on_end=None) -> dict
         start = int(trainer_state["step"])
         set_rng_state(rngs[env.rank])
     net = model
-    if env.ddp:
+    if env.ddp and not sharded:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[env.device.index] if env.device.type == "cuda" else None,
             find_unused_parameters=len(kinds) > 1)
@@ -421,7 +392,7 @@ def _train(config: TrainConfig, env: DistEnv, resume: bool, on_end=None) -> dict
         step_loss = torch.zeros((), device=env.device)
         for j in range(config.grad_accum):
             batch = _to(next(batches), env.device)
-            sync = contextlib.nullcontext() if (not env.ddp or j == config.grad_accum - 1) else net.no_sync()
+            sync = contextlib.nullcontext() if (net is model or j == config.grad_accum - 1) else net.no_sync()
             with sync:
                 with autocast():
                     loss = net(**batch).loss / config.grad_accum
@@ -429,6 +400,8 @@ def _train(config: TrainConfig, env: DistEnv, resume: bool, on_end=None) -> dict
             step_loss += loss.detach().float()
             window_samples += batch["input_ids"].shape[0] * env.world
             window_tokens += int(batch["attention_mask"].sum()) * env.world
+        if sharded:
+            average_gradients(trained, env.world)
         grad_norm = torch.nn.utils.clip_grad_norm_(trained, config.max_grad_norm) if config.max_grad_norm else None
         optimizer.step()
         scheduler.step()
@@ -468,7 +441,16 @@ def _train(config: TrainConfig, env: DistEnv, resume: bool, on_end=None) -> dict
     metrics = {"steps": total, "resumed_from": start, "first_loss": first_loss, "final_loss": last_loss,
                "train_s": train_s, "steps_per_s": (total - start) / max(train_s, 1e-9),
                "samples": len(samples), "supervised_tokens": supervision["supervised_tokens"],
-               "feature_cache": cache_stats, "prepare_s": cache_s, "world_size": env.world, "bf16": bf16}
+               "feature_cache": cache_stats, "prepare_s": cache_s, "world_size": env.world, "bf16": bf16,
+               "parallel": config.parallel if env.ddp else "single"}
+    if config.eval_data and (env.main or sharded):  # a sharded LLM runs on every rank, in step
+        from .evaluate import evaluate
+
+        model.eval()
+        eval_samples = load_samples(config.eval_data, config.data_root)
+        media_fn, _ = media_loader(encoders, env.device)
+        metrics["eval"] = evaluate(_with_real_encoders(model, encoders), eval_samples, media_fn,
+                                   max_samples=config.eval_max_samples, max_new_tokens=config.eval_max_new_tokens)
     if env.main:
         _save_projectors(model, config, out, step=total, data=provenance, metrics=metrics)
         if config.lora:
@@ -476,16 +458,6 @@ def _train(config: TrainConfig, env: DistEnv, resume: bool, on_end=None) -> dict
         if config.plot:
             png = plot_loss(out / "metrics.jsonl", out / "loss.png")
             metrics["loss_png"] = str(png) if png else None
-        if config.eval_data:
-            from .evaluate import evaluate
-
-            model.eval()
-            eval_samples = load_samples(config.eval_data, config.data_root)
-            media_fn, _ = media_loader(encoders, env.device)
-            model_for_eval = _with_real_encoders(model, encoders)
-            metrics["eval"] = evaluate(model_for_eval, eval_samples, media_fn,
-                                       max_samples=config.eval_max_samples,
-                                       max_new_tokens=config.eval_max_new_tokens)
         (out / "final_metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True, default=str))
     env.barrier()
     return metrics

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError, require
+from .parallel import PARALLEL_MODES
 
 _PATH_FIELDS = ("data", "eval_data", "data_root", "output_dir", "init_image_projector",
                 "init_audio_projector", "feature_cache_dir")
@@ -72,6 +73,9 @@ class TrainConfig:
     """Seeds projector init, data order and every RNG."""
     bf16: bool | str = "auto"
     """Autocast to bfloat16: True, False, or ``auto`` (on CUDA GPUs that support it)."""
+    parallel: str = "ddp"
+    """With several processes: ``ddp`` (each rank holds the whole stack) or ``fsdp`` (the frozen LLM is sharded
+    across ranks, for backbones too large for one GPU; projectors only). Ignored when running alone."""
     grad_checkpointing: bool = False
     """Recompute LLM activations in the backward pass (saves memory on long speech sequences)."""
     lora: bool = False
@@ -115,6 +119,11 @@ class TrainConfig:
             raise InputError("LoRA adapters are trained in stage 2 only.")
         if self.schedule not in ("cosine", "constant"):
             raise InputError("schedule must be 'cosine' or 'constant'.")
+        if self.parallel not in PARALLEL_MODES:
+            raise InputError(f"parallel must be one of {', '.join(PARALLEL_MODES)}.")
+        if self.lora and self.parallel == "fsdp":
+            raise InputError("LoRA adapters train under parallel='ddp' for now; parallel='fsdp' trains projectors "
+                             "against a sharded, frozen LLM.")
         if self.batch_size < 1 or self.grad_accum < 1 or self.keep_last < 1:
             raise InputError("batch_size, grad_accum and keep_last must be at least 1.")
         if not (self.image_encoder or self.audio_encoder):

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from multimodal.errors import InputError
 from multimodal.train import main, train
 from multimodal.train_config import TrainConfig
 
@@ -100,15 +101,16 @@ from multimodal.train_config import TrainConfig
 
 def dump(model):
     save_file(trainable_state(model), os.path.join(sys.argv[2], f"rank{os.environ['RANK']}.safetensors"))
+    sharded = sum(type(p).__name__ == "DTensor" for p in model.llm.parameters())
+    with open(os.path.join(sys.argv[2], f"rank{os.environ['RANK']}.sharded"), "w") as f:
+        f.write(str(sharded))
 
 metrics = train(TrainConfig.from_file(sys.argv[1]), on_end=dump)
 assert metrics["world_size"] == 2
 """
 
 
-def test_two_process_gloo_run_keeps_ranks_identical(tmp_path):
-    cfg = write_config(tmp_path, batch_size=1, max_steps=4, save_every=2)
-    make_image_set(tmp_path)
+def _torchrun(tmp_path, cfg):
     (tmp_path / "worker.py").write_text(WORKER)
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -116,11 +118,38 @@ def test_two_process_gloo_run_keeps_ranks_identical(tmp_path):
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     r0, r1 = (load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1))
-    assert r0.keys() == r1.keys() and all(torch.equal(r0[k], r1[k]) for k in r0)
+    assert r0.keys() == r1.keys() and all(torch.equal(r0[k], r1[k]) for k in r0)  # replicas never drift
+    return json.loads((tmp_path / "run/final_metrics.json").read_text())
+
+
+def test_two_process_gloo_run_keeps_ranks_identical(tmp_path):
+    cfg = write_config(tmp_path, batch_size=1, max_steps=4, save_every=2)
+    make_image_set(tmp_path)
+    metrics = _torchrun(tmp_path, cfg)
     ck = torch.load(tmp_path / "run/checkpoints/step-00000004/training_state.pt", weights_only=True)
     assert len(ck["rng"]) == 2
-    metrics = json.loads((tmp_path / "run/final_metrics.json").read_text())
-    assert metrics["world_size"] == 2 and metrics["steps"] == 4
+    assert metrics["world_size"] == 2 and metrics["steps"] == 4 and metrics["parallel"] == "ddp"
+
+
+def test_fsdp_shards_the_llm_and_trains_the_same_projector_as_ddp(tmp_path):
+    make_image_set(tmp_path)
+    runs = {}
+    for mode in ("ddp", "fsdp"):
+        root = tmp_path / mode
+        root.mkdir()
+        for f in tmp_path.glob("*.png"):
+            (root / f.name).write_bytes(f.read_bytes())
+        (root / "train.jsonl").write_bytes((tmp_path / "train.jsonl").read_bytes())
+        cfg = write_config(root, batch_size=1, max_steps=3, save_every=10, parallel=mode, eval_data="train.jsonl",
+                           eval_max_new_tokens=4)
+        runs[mode] = (_torchrun(root, cfg), load_file(str(root / "run/image_projector/projector.safetensors")))
+    (ddp, w_ddp), (fsdp, w_fsdp) = runs["ddp"], runs["fsdp"]
+    assert fsdp["parallel"] == "fsdp" and fsdp["eval"]["n"] == 4  # the sharded LLM evaluated on both ranks
+    sharded = {mode: int((tmp_path / mode / "rank0.sharded").read_text()) for mode in runs}
+    assert sharded["ddp"] == 0 and sharded["fsdp"] > 0  # every LLM weight but the embedding table is a shard
+    for k in w_ddp:  # same data, same averaged gradients: only float summation order differs
+        torch.testing.assert_close(w_fsdp[k], w_ddp[k], rtol=1e-4, atol=1e-6)
+    assert fsdp["final_loss"] == pytest.approx(ddp["final_loss"], rel=1e-4)
 
 
 def test_stage2_trains_lora_adapters(tmp_path):
@@ -161,3 +190,7 @@ def test_config_rejects_unknown_options_and_resolves_paths(tmp_path):
     assert Path(cfg.data) == tmp_path / "train.jsonl" and Path(cfg.output_dir) == tmp_path / "run"
     (tmp_path / "c.yaml").write_text("data: train.jsonl\nimage_encoder: tiny_vit\nstage: 2\nlora: true\n")
     assert TrainConfig.from_file(tmp_path / "c.yaml").lora is True
+    with pytest.raises(InputError, match="parallel must be one of"):
+        TrainConfig.from_file(write_config(tmp_path, parallel="zero3"))
+    with pytest.raises(InputError, match="LoRA adapters train under parallel='ddp'"):
+        TrainConfig.from_file(write_config(tmp_path, stage=2, lora=True, parallel="fsdp"))

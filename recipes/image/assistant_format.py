@@ -22,12 +22,13 @@ Held-out records are all ``photo`` turns: the case the projector is for.
 
 from __future__ import annotations
 
-import re
 from functools import cached_property
 from pathlib import Path
 
 from multimodal.prompt import chat_messages, dicom_summary, media_line
 from multimodal.template import PLACEHOLDERS
+
+from ..distill import frozen_answer
 
 CAPTION_QUESTIONS = (
     "What modality, body part and view is this scan?",
@@ -63,13 +64,6 @@ def caption_sentence(fields: dict) -> str:
     return text + "."
 
 
-def _whole_sentences(text: str) -> str:
-    """``text`` cut after its last full sentence (a reply cut off by the token limit)."""
-    text = text.strip()
-    ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", text)]
-    return text[: ends[-1]] if ends and ends[-1] < len(text) else text
-
-
 class AssistantFormat:
     """Builds assistant-format records with ``assistant`` (default: the embedded stack, no projectors).
 
@@ -100,13 +94,8 @@ class AssistantFormat:
         """What the frozen LLM answers from the header line alone (memoised per fields and question)."""
         key = (tuple(sorted(fields.items())), question)
         if key not in self._open_answers:
-            from multimodal.template import encode_conversation
-
-            a = self.assistant
-            messages = chat_messages([media_line("image", 1, dicom_summary(fields))], question)
-            ids = encode_conversation(a.model.tokenizer, messages, {}, add_generation_prompt=True).input_ids
-            out = a.model.generate(ids[None], **a.generation_kwargs(max_new_tokens=self.max_new_tokens))
-            self._open_answers[key] = _whole_sentences(a.model.tokenizer.decode(out[0], skip_special_tokens=True))
+            line = media_line("image", 1, dicom_summary(fields))
+            self._open_answers[key] = frozen_answer(self.assistant, [line], question, max_new_tokens=self.max_new_tokens)
         return self._open_answers[key]
 
     def to_record(self, shot, how: dict, png: Path) -> dict:

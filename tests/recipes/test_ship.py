@@ -1,12 +1,15 @@
 """Shipping a recipe run: weights copied as they are, manifest with provenance and metrics, checked on load."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from multimodal.errors import ModelLoadError
 from projectors import create_projector, load_projector, save_projector
 from recipes.ship import ship
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -51,3 +54,16 @@ def test_ship_refuses_weights_that_do_not_match_their_checksum(run, tmp_path):
     with pytest.raises(ModelLoadError, match="do not match the sha256"):
         ship(run_dir, "bad", recipe="image", config=str(config), commands=[], auto=False, applies_to="any",
              reason="", dest_root=tmp_path / "weights")
+
+
+def test_recipe_configs_start_from_runs_they_reproduce_not_from_shipped_weights():
+    """A recipe that initialised from projectors/weights would fine-tune the shipped result again, not reproduce it."""
+    from multimodal.train_config import TrainConfig
+    from projectors.shipped import WEIGHTS_DIR
+
+    configs = sorted((REPO / "recipes").glob("*/config*.json"))
+    assert configs
+    for path in configs:
+        cfg = TrainConfig.from_file(path)
+        for init in (cfg.init_image_projector, cfg.init_audio_projector):
+            assert init is None or WEIGHTS_DIR.resolve() not in Path(init).resolve().parents, path.name

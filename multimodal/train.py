@@ -24,7 +24,6 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -443,6 +442,10 @@ def _train(config: TrainConfig, env: DistEnv, resume: bool, on_end=None) -> dict
                "samples": len(samples), "supervised_tokens": supervision["supervised_tokens"],
                "feature_cache": cache_stats, "prepare_s": cache_s, "world_size": env.world, "bf16": bf16,
                "parallel": config.parallel if env.ddp else "single"}
+    if env.main:
+        _save_projectors(model, config, out, step=total, data=provenance, metrics=metrics)
+        if config.lora:
+            model.llm.save_pretrained(str(out / "lora"))  # safetensors by default
     if config.eval_data and (env.main or sharded):  # a sharded LLM runs on every rank, in step
         from .evaluate import evaluate
 
@@ -452,9 +455,6 @@ def _train(config: TrainConfig, env: DistEnv, resume: bool, on_end=None) -> dict
         metrics["eval"] = evaluate(_with_real_encoders(model, encoders), eval_samples, media_fn,
                                    max_samples=config.eval_max_samples, max_new_tokens=config.eval_max_new_tokens)
     if env.main:
-        _save_projectors(model, config, out, step=total, data=provenance, metrics=metrics)
-        if config.lora:
-            model.llm.save_pretrained(str(out / "lora"))  # safetensors by default
         if config.plot:
             png = plot_loss(out / "metrics.jsonl", out / "loss.png")
             metrics["loss_png"] = str(png) if png else None

@@ -230,47 +230,28 @@ def test_assistant_format_uses_the_pipeline_prompt_and_distills_open_answers(tmp
 # --- speech recipe, assistant format -----------------------------------------------------
 
 
-def test_speech_assistant_format_wraps_each_clip_in_the_pipeline_prompt(tmp_path, monkeypatch):
+def test_speech_assistant_format_wraps_each_clip_in_the_pipeline_prompt(tmp_path):
     from multimodal.config import StackConfig
     from multimodal.data import load_samples
     from multimodal.io import load_audio
     from multimodal.pipeline import Assistant
     from multimodal.prompt import SYSTEM_PROMPT
-    from recipes.speech import assistant_format
-    from recipes.speech.assistant_format import NOTE_QUESTIONS, OPEN_QUESTIONS, convert
+    from recipes.speech.assistant_format import convert
+    from recipes.speech.sentences import PROMPT
 
-    speech_data.make_dataset(tmp_path, 12, 2)
-    assistant = Assistant.load(StackConfig(llm="tiny-random", vision="", speech="tiny_whisper", max_new_tokens=6))
-    # The tiny random LLM ends at once, so every open turn falls back to a note...
-    convert(tmp_path, assistant)
-    lines = (tmp_path / "train.assistant.jsonl").read_text().splitlines()
-    assert {json.loads(x)["form"] for x in lines} == {"note"}
-    # ... and with an LLM that answers, open turns carry its answer to the prompt without audio tokens.
-    asked = []
-
-    def answer(a, media_lines, question, *, max_new_tokens):
-        asked.append((list(media_lines), question))
-        return f"Answer {len(asked)}."
-
-    monkeypatch.setattr(assistant_format, "frozen_answer", answer)
+    speech_data.make_dataset(tmp_path, 3, 2)
+    assistant = Assistant.load(StackConfig(llm="tiny-random", vision="", speech="tiny_whisper"))
     info = convert(tmp_path, assistant)
-    assert info["train"]["records"] == 12 and info["eval"]["records"] == 2 and info["eval"]["forms"] == {"note": 2}
-    assert info["train"]["forms"]["open"] == len(asked) > 0
+    assert info["train"]["records"] == 3 and info["eval"]["records"] == 2
     for split in ("train", "eval"):
         plain = [json.loads(x) for x in (tmp_path / f"{split}.jsonl").read_text().splitlines()]
         wrapped = [json.loads(x) for x in (tmp_path / f"{split}.assistant.jsonl").read_text().splitlines()]
         for p, w in zip(plain, wrapped):
             system, human, gpt = (t["value"] for t in w["conversations"])
-            line = f"Audio 1: {assistant.describe_audio(load_audio(tmp_path / p['audio']))}"
-            head, question = human.split("\n<audio>\nQuestion: ")
-            assert system == SYSTEM_PROMPT and head == line and w["audio"] == p["audio"]
-            assert w.get("group") == p.get("group")
-            if w["form"] == "note":
-                assert question in NOTE_QUESTIONS and gpt == p["conversations"][-1]["value"]
-                assert w["transcript"] == p["transcript"] and w["fields"] == p["fields"]
-            else:  # nothing to score as a note: the reference is the frozen LLM's answer
-                assert split == "train" and question in OPEN_QUESTIONS and "transcript" not in w
-                assert asked[int(gpt.split()[1][:-1]) - 1] == ([line], question)
+            line = assistant.describe_audio(load_audio(tmp_path / p["audio"]))
+            assert system == SYSTEM_PROMPT and human == f"Audio 1: {line}\n<audio>\nQuestion: {PROMPT}"
+            assert gpt == p["conversations"][-1]["value"] and w["audio"] == p["audio"]
+            assert w["transcript"] == p["transcript"] and w.get("group") == p.get("group")
         assert len(load_samples(tmp_path / f"{split}.assistant.jsonl")) == len(plain)
 
 
@@ -284,11 +265,11 @@ def test_frozen_answer_is_the_llm_reply_to_the_text_only_prompt():
 
     assistant = Assistant.load(StackConfig(llm="tiny-random", vision="", speech=""))
     llm, tok, _ = load_llm("tiny-random")
-    ids = encode_conversation(tok, chat_messages(["Audio 1: recording (2.0 s)"], "Is this urgent?"), {},
+    ids = encode_conversation(tok, chat_messages(["Image 1: DICOM modality CR"], "Is this urgent?"), {},
                               add_generation_prompt=True).input_ids[None]
     out = llm.generate(ids, attention_mask=torch.ones_like(ids), pad_token_id=tok.pad_token_id,
                        **assistant.generation_kwargs(max_new_tokens=8))[0, ids.shape[1]:]
     expected = whole_sentences(tok.decode(out, skip_special_tokens=True))
-    assert frozen_answer(assistant, ["Audio 1: recording (2.0 s)"], "Is this urgent?", max_new_tokens=8) == expected
+    assert frozen_answer(assistant, ["Image 1: DICOM modality CR"], "Is this urgent?", max_new_tokens=8) == expected
     assert whole_sentences("It is fine. Rest and") == "It is fine."
     assert whole_sentences("No full stop") == "No full stop"

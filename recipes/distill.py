@@ -1,9 +1,9 @@
 """Self-distillation: what the frozen LLM answers without media tokens, as a training reference.
 
-The assistant-format recipes mix in open questions whose reference reply is
-the frozen LLM's own answer to the pipeline's prompt without a projector
-(media described by their text lines only), so a projector learns to leave
-open answers as they were.
+An assistant-format recipe (``recipes/image/assistant_format.py``) mixes in
+open questions whose reference reply is the frozen LLM's own answer to the
+pipeline's prompt without a projector (media described by their text lines
+only), so a projector learns to leave open answers as they were.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ from .errors import ModelLoadError
 from .io.image import is_grayscale
 from .io.types import AudioClip, MedicalImage
 from .model import MedAnyModel
-from .prompt import NO_DESCRIPTION, SYSTEM_PROMPT, chat_messages, classifier_summary, dicom_summary, media_line
+from .prompt import (NO_DESCRIPTION, SYSTEM_PROMPT, chat_messages, classifier_summary, dicom_summary, media_line,
+                     transcript_summary)
 from .template import PLACEHOLDERS, encode_conversation
 
 __all__ = ["Assistant", "Request", "SYSTEM_PROMPT", "Timings"]
@@ -161,7 +162,7 @@ class Assistant:
         if not is_audible(clip.samples):
             return f"{head}, silent: no speech was heard"  # Whisper invents words on silence
         if self.config.use_tools and self.speech is not None and hasattr(self.speech, "describe"):
-            return f'{head}, transcript: "{self.speech.describe(clip).strip()}"'
+            return transcript_summary(head, self.speech.describe(clip).strip())
         return head
 
     def stream(self, question: str, images: Sequence = (), audios: Sequence = (), **generate) -> Iterator[str]:

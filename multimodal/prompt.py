@@ -38,6 +38,17 @@ def classifier_summary(labels: str) -> str:
     return f"photo; a general object classifier (not medical) sees: {labels}"
 
 
+def transcript_summary(head: str, transcript: str) -> str:
+    """The line for a recording with speech: ``head`` (``"recording (3.1 s)"``) and Whisper's words."""
+    return f'{head}, transcript: "{transcript}"'
+
+
+def transcript_in(description: str) -> str:
+    """The transcript inside a :func:`transcript_summary` line, or ``""`` when the line holds none."""
+    _, found, rest = description.partition(', transcript: "')
+    return rest[:-1] if found and rest.endswith('"') else ""
+
+
 def user_turn(media_lines: Sequence[str], question: str) -> str:
     """The user message: media lines (descriptions and placeholders), then the question."""
     lines = list(media_lines)

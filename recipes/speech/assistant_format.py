@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from multimodal.prompt import chat_messages, media_line
+from multimodal.prompt import chat_messages, media_line, transcript_in
 from multimodal.template import PLACEHOLDERS
 
 from ..dataset import write_split
@@ -53,7 +53,7 @@ def convert(data: str | Path, assistant=None, *, progress: bool = False) -> dict
             line = assistant.describe_audio(load_audio(data / r["audio"]))
             out.append(assistant_record(r, media_line("audio", 1, line)))
             refs.append(r.get("transcript", ""))
-            heard.append(line.split('transcript: "', 1)[-1].rstrip('"') if "transcript:" in line else "")
+            heard.append(transcript_in(line))
             if progress and i % 25 == 0:
                 print(f"{split}: {i}/{len(records)} clips described", file=sys.stderr)
         write_split(data / f"{split}.assistant.jsonl", out)

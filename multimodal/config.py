@@ -16,7 +16,10 @@ class StackConfig:
     """
 
     llm: str = "embedded"
-    """Backbone: ``embedded`` (SmolLM2-135M-Instruct GGUF), a hub id, a local dir or a .gguf path."""
+    """Backbone: ``embedded`` (Qwen2.5-Coder-1.5B-Instruct GGUF), ``embedded-0.5b``, ``embedded-small``
+    (SmolLM2-135M), a hub id, a local dir or a .gguf path (:mod:`multimodal.embedded`)."""
+    backend: str = "auto"
+    """``auto`` (llama.cpp for a GGUF LLM on the CPU, else transformers), ``llamacpp`` or ``transformers``."""
     vision: str = "medany-lite0"
     """Image encoder registry name (``encoders.create_encoder``)."""
     speech: str = "medany-whisper"
@@ -33,7 +36,12 @@ class StackConfig:
     """0 means greedy decoding (deterministic)."""
     repetition_penalty: float = 1.15
     dtype: str = "float32"
+    """Torch dtype of the transformers backend (llama.cpp runs the GGUF's own quantization)."""
     device: str = "cpu"
+    threads: int = 0
+    """CPU threads of the llama.cpp backend (0: every core)."""
+    context: int = 4096
+    """Context length of the llama.cpp backend, in tokens (prompt and answer together)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

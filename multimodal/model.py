@@ -14,12 +14,12 @@ from __future__ import annotations
 import inspect
 import warnings
 from functools import cached_property
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import torch
 from torch import Tensor, nn
 
-from .errors import PlaceholderMismatchError
+from .errors import ModelLoadError, PlaceholderMismatchError
 from .kernels import register_hf_attention, span_ids_from_mask, use_span_ids
 from .template import IGNORE_INDEX, MEDIA_TOKEN_IDS
 
@@ -54,11 +54,15 @@ class MedAnyModel(nn.Module):
     directions while text stays causal (Gemma 3 style); adjacent ``<image>``
     placeholders form one span. ``"causal"`` keeps the LLM's own attention.
     A prompt without images is plain causal attention either way.
+
+    ``llm=None`` builds the media half only (encoders and projectors): the
+    stack then runs its LLM in another runtime (the llama.cpp backend) and
+    feeds it :meth:`encode_all`'s features; the LLM methods refuse.
     """
 
     def __init__(
         self,
-        llm: nn.Module,
+        llm: nn.Module | None,
         tokenizer,
         encoders: Mapping[str, nn.Module] | None = None,
         projectors: Mapping[str, nn.Module] | None = None,
@@ -71,7 +75,7 @@ class MedAnyModel(nn.Module):
         if image_attention not in ("bidirectional", "causal"):
             raise ValueError(f"image_attention must be 'bidirectional' or 'causal', got {image_attention!r}")
         self.image_attention = image_attention
-        if image_attention == "bidirectional":
+        if image_attention == "bidirectional" and llm is not None:
             llm.set_attn_implementation(register_hf_attention())
         self.llm = llm
         self.tokenizer = tokenizer
@@ -82,12 +86,19 @@ class MedAnyModel(nn.Module):
                 raise KeyError(f"Unknown modality {kind!r}; expected one of {sorted(MEDIA_TOKEN_IDS)}")
         if freeze_encoders:
             self.encoders.requires_grad_(False)
-        if freeze_llm:
+        if freeze_llm and llm is not None:
             self.llm.requires_grad_(False)
 
     @property
     def device(self) -> torch.device:
-        return next(self.llm.parameters()).device
+        param = next(self.parameters(), None)
+        return param.device if param is not None else torch.device("cpu")
+
+    def _require_llm(self) -> nn.Module:
+        if self.llm is None:
+            raise ModelLoadError("This stack runs its LLM outside torch (llama.cpp backend); "
+                                 "use backend='transformers' to train or run it here.")
+        return self.llm
 
     def token_counts(self, kind: str, n_tokens: list[int]) -> list[int]:
         """LLM tokens each medium of ``kind`` occupies, given its encoder token count."""
@@ -115,7 +126,7 @@ class MedAnyModel(nn.Module):
     def embed(self, input_ids: Tensor, media: Mapping[str, Tensor] | None = None) -> Tensor:
         """Token embeddings ``[B, L, D]`` with every modality's features spliced in."""
         media = media or {}
-        embeds = self.llm.get_input_embeddings()(input_ids.clamp_min(0))  # [B, L, D]
+        embeds = self._require_llm().get_input_embeddings()(input_ids.clamp_min(0))  # [B, L, D]
         for kind in MEDIA_TOKEN_IDS:
             embeds = splice_media(embeds, input_ids, kind, media.get(kind))
         return embeds
@@ -160,47 +171,22 @@ class MedAnyModel(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids: Tensor, attention_mask: Tensor | None = None, media_inputs=None, **gen_kwargs) -> Tensor:
         """Generated token ids ``[B, new]`` (prompt excluded); ``gen_kwargs`` go to HF ``generate``."""
-        embeds = self.embed(input_ids, self.encode_all(media_inputs))
+        return self.generate_from(input_ids, self.encode_all(media_inputs), attention_mask, **gen_kwargs)
+
+    @torch.no_grad()
+    def generate_from(self, input_ids: Tensor, media: Mapping[str, Tensor] | None = None,
+                      attention_mask: Tensor | None = None, **gen_kwargs) -> Tensor:
+        """As :meth:`generate`, from media already encoded (``{kind: [T, D]}``, :meth:`encode_all`)."""
+        embeds = self.embed(input_ids, media)
         if attention_mask is None:
             attention_mask = torch.ones(input_ids.shape, dtype=torch.long, device=input_ids.device)
         gen_kwargs.setdefault("pad_token_id", self.tokenizer.pad_token_id)
         with use_span_ids(self.span_ids(input_ids)):
             return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, **gen_kwargs)
 
-    def stream(self, input_ids: Tensor, media_inputs=None, stats: dict | None = None, **gen_kwargs) -> Iterator[str]:
-        """Yield decoded text pieces as they are generated (batch of one).
-
-        ``stats``, when given, receives ``tokens`` (generated so far) and
-        ``first_token_at`` (``time.perf_counter()`` of the first new token).
-        """
-        import threading
-        import time
-
-        from transformers import TextIteratorStreamer
-
-        stats = stats if stats is not None else {}
-        stats.update(tokens=0, first_token_at=None)
-
-        class CountingStreamer(TextIteratorStreamer):
-            def put(self, value):
-                if value.numel():  # the prompt arrives first, empty when we pass embeddings
-                    stats["tokens"] += value.numel()
-                    stats["first_token_at"] = stats["first_token_at"] or time.perf_counter()
-                super().put(value)
-
-        streamer = CountingStreamer(self.tokenizer, skip_prompt=False, skip_special_tokens=True)
-        errors: list[BaseException] = []
-
-        def run():
-            try:
-                self.generate(input_ids, media_inputs=media_inputs, streamer=streamer, **gen_kwargs)
-            except BaseException as exc:  # surfaced in the caller's thread below
-                errors.append(exc)
-                streamer.end()
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        yield from (piece for piece in streamer if piece)
-        thread.join()
-        if errors:
-            raise errors[0]
+    @torch.no_grad()
+    def logits_from(self, input_ids: Tensor, media: Mapping[str, Tensor] | None = None) -> Tensor:
+        """Logits ``[B, L, V]`` of a prompt with media already encoded."""
+        embeds = self.embed(input_ids, media)
+        with use_span_ids(self.span_ids(input_ids)):
+            return self.llm(inputs_embeds=embeds).logits

@@ -10,22 +10,26 @@ projector is installed for that modality, and streams the LLM's reply.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterator, Sequence
 
 import torch
 
+from . import grounding
+from .backends import Backend, GenerationSettings, text_pieces
 from .config import StackConfig
-from .errors import ModelLoadError
+from .evidence import Evidence, classifier_evidence, dicom_evidence, note_evidence, transcript_evidence
+from .grounding import Grounding, without_unsupported
 from .io.image import is_grayscale
 from .io.types import AudioClip, MedicalImage
 from .model import MedAnyModel
-from .prompt import (NO_DESCRIPTION, SYSTEM_PROMPT, chat_messages, classifier_summary, dicom_summary, media_line,
+from .prompt import (NO_DESCRIPTION, SYSTEM_PROMPT, classifier_summary, dicom_summary, media_label, render_plan,
                      transcript_summary)
-from .template import PLACEHOLDERS, encode_conversation
+from .template import encode_conversation
 
-__all__ = ["Assistant", "Request", "SYSTEM_PROMPT", "Timings"]
+__all__ = ["Answer", "Assistant", "PromptPlan", "Request", "SYSTEM_PROMPT", "Timings"]
 
+REMOVED_NOTE = "(MedAny removed a sentence that contradicted the evidence shown beside this answer.)"
 
 
 @dataclass
@@ -54,84 +58,115 @@ class Request:
     audios: list[AudioClip] = field(default_factory=list)
 
 
+@dataclass
+class PlanItem:
+    """One medium of a request: its evidence line and whether its projected tokens are spliced in."""
+
+    kind: str
+    index: int
+    medium: MedicalImage | AudioClip
+    evidence: Evidence
+    spliced: bool
+
+
+@dataclass
+class PromptPlan:
+    """What one prompt says, decided before it is written (:func:`multimodal.prompt.render_plan` writes it)."""
+
+    media: list[PlanItem]
+    context: list[Evidence]
+    question: str
+    correction: str | None = None
+    """On a second try: what the first answer contradicted (:meth:`Grounding.correction`)."""
+
+    @property
+    def evidence(self) -> list[Evidence]:
+        return [item.evidence for item in self.media] + list(self.context)
+
+
+@dataclass
+class Answer:
+    """The last answer: its text, what it was asked from, and the grounding check of that text."""
+
+    text: str
+    request: Request
+    plan: PromptPlan
+    grounding: Grounding
+    draft: str | None = None
+    """When the answer was revised: the first answer, which contradicted its evidence."""
+
+    @property
+    def evidence(self) -> list[Evidence]:
+        return self.plan.evidence
+
+    @property
+    def revised(self) -> bool:
+        return self.draft is not None
+
+
 class Assistant:
     """A loaded MedAny stack. Build with :meth:`load`; call :meth:`stream` or :meth:`answer`."""
 
-    def __init__(self, model: MedAnyModel, config: StackConfig, vision=None, speech=None, info: dict | None = None):
+    def __init__(self, model: MedAnyModel, config: StackConfig, vision=None, speech=None, info: dict | None = None,
+                 backend: Backend | None = None):
         self.model = model
+        self.backend = backend
         self.config = config
         self.vision = vision
         self.speech = speech
         self.info = info or {}
         self.last_timings = Timings()
+        self.last_answer: Answer | None = None
 
     @classmethod
     def load(cls, config: StackConfig | None = None) -> "Assistant":
         """Load every model named in ``config`` (default: the embedded offline stack)."""
-        from encoders import create_encoder
-        from projectors import load_projector, resolve_projector
-
-        from .backbone import load_llm
+        from .stack import StackSpec, build_stack
 
         config = config or StackConfig()
-        dtype = getattr(torch, config.dtype)
-        info: dict = {}
-        llm, tok, llm_info = load_llm(config.llm, dtype=dtype)
-        info["llm"] = llm_info
-        encoders, projectors = {}, {}
-        for kind, enc_name, proj_spec in (
-            ("image", config.vision, config.image_projector),
-            ("audio", config.speech, config.audio_projector),
-        ):
-            if not enc_name:
-                continue
-            t0 = time.perf_counter()
-            enc = create_encoder(enc_name).eval()
-            info[kind] = {"name": enc_name, "load_s": time.perf_counter() - t0, "out_dim": enc.out_dim,
-                          "params": sum(p.numel() for p in enc.parameters())}
-            encoders[kind] = enc
-            proj_dir = resolve_projector(proj_spec, encoder=enc_name, llm=config.llm)
-            if proj_dir:
-                proj, proj_cfg = load_projector(proj_dir)
-                hidden = llm.get_input_embeddings().embedding_dim
-                if (proj.in_dim, proj.out_dim) != (enc.out_dim, hidden):
-                    raise ModelLoadError(
-                        f"The {kind} projector in '{proj_dir.name}' maps {proj.in_dim} -> {proj.out_dim} features "
-                        f"(trained for {proj_cfg.get('encoder')} + {proj_cfg.get('llm')}), but this stack needs "
-                        f"{enc.out_dim} ({enc_name}) -> {hidden} ({config.llm}).")
-                projectors[kind] = proj
-                info[kind]["projector"] = proj_cfg
-        model = MedAnyModel(llm, tok, encoders, projectors).to(config.device).eval()
-        return cls(model, config, vision=encoders.get("image"), speech=encoders.get("audio"), info=info)
+        stack = build_stack(StackSpec.from_config(config))
+        return cls(stack.model, config, vision=stack.encoders.get("image"), speech=stack.encoders.get("audio"),
+                   info=stack.info, backend=stack.backend)
+
+    @property
+    def tokenizer(self):
+        return self.backend.tokenizer
+
+    def projects(self, kind: str) -> bool:
+        """Whether a trained projector splices ``kind`` (``"image"``/``"audio"``) media into the LLM's input."""
+        return kind in self.model.projectors
 
     # -- request handling -------------------------------------------------
 
-    def build_messages(self, request: Request) -> tuple[list[dict], dict, dict]:
+    def plan(self, request: Request, context: Sequence[Evidence | str] = ()) -> PromptPlan:
+        """What the prompt will say: each medium's evidence and whether its tokens are spliced, then the context."""
+        items = [PlanItem("image", i, image, self.image_evidence(image, i),
+                          self.projects("image") and self.projects_image(image))
+                 for i, image in enumerate(request.images, 1)]
+        items += [PlanItem("audio", i, clip, self.audio_evidence(clip, i), self.projects("audio"))
+                  for i, clip in enumerate(request.audios, 1)]
+        notes = [c if isinstance(c, Evidence) else note_evidence("Context", str(c)) for c in context]
+        return PromptPlan(items, notes, request.question)
+
+    def build_messages(self, request: Request, context: Sequence[Evidence | str] = (),
+                       plan: PromptPlan | None = None) -> tuple[list[dict], dict, dict]:
         """Messages with tool context and placeholders, plus the media tensors and token counts."""
-        lines: list[str] = []
+        plan = plan or self.plan(request, context)
         media_inputs: dict = {}
         media_tokens: dict = {}
-        use_proj = {kind: kind in self.model.projectors for kind in PLACEHOLDERS}
-        spliced = [im for im in request.images if use_proj["image"] and self.projects_image(im)]
-        for i, image in enumerate(request.images, 1):
-            lines.append(media_line("image", i, self.describe_image(image)))
-            if any(im is image for im in spliced):
-                lines.append(PLACEHOLDERS["image"])
-        for i, clip in enumerate(request.audios, 1):
-            lines.append(media_line("audio", i, self.describe_audio(clip)))
-            if use_proj["audio"]:
-                lines.append(PLACEHOLDERS["audio"])
-        if spliced:
-            x = torch.stack([self.vision.preprocess(im.pixels) for im in spliced])  # [n, 3, S, S]
+        images = [item.medium for item in plan.media if item.kind == "image" and item.spliced]
+        audios = [item.medium for item in plan.media if item.kind == "audio" and item.spliced]
+        if images:
+            x = torch.stack([self.vision.preprocess(im.pixels) for im in images])  # [n, 3, S, S]
             n = self.vision.num_tokens() or self.model.encoders["image"](x[:1]).shape[1]
             media_inputs["image"] = (x, None)
-            media_tokens["image"] = self.model.token_counts("image", [n] * len(spliced))
-        if use_proj["audio"] and request.audios:
-            x = torch.stack([self.speech.preprocess(c) for c in request.audios])  # [n, mels, frames]
-            valid = [self.speech.valid_frames(c) for c in request.audios]
+            media_tokens["image"] = self.model.token_counts("image", [n] * len(images))
+        if audios:
+            x = torch.stack([self.speech.preprocess(c) for c in audios])  # [n, mels, frames]
+            valid = [self.speech.valid_frames(c) for c in audios]
             media_inputs["audio"] = (x, valid)
             media_tokens["audio"] = self.model.token_counts("audio", valid)
-        return chat_messages(lines, request.question), media_inputs, media_tokens
+        return render_plan(plan), media_inputs, media_tokens
 
     def projects_image(self, image: MedicalImage) -> bool:
         """Whether the image projector takes ``image``.
@@ -144,33 +179,59 @@ class Assistant:
         cfg = self.info.get("image", {}).get("projector") or {}
         return cfg.get("applies_to", "any") != "scans" or image.kind == "dicom" or is_grayscale(image.pixels)
 
-    def describe_image(self, image: MedicalImage) -> str:
-        """The text line the LLM reads about ``image``: DICOM header fields, classifier labels, or neither."""
-        if image.kind == "dicom":
-            return dicom_summary(image.meta or {})
-        if self.config.use_tools and self.vision is not None and hasattr(self.vision, "describe"):
-            said = self.vision.describe(image)
-            if said:
-                return classifier_summary(said)
-        return NO_DESCRIPTION
+    def image_evidence(self, image: MedicalImage, index: int = 1) -> Evidence:
+        """What the LLM is told about ``image``: its DICOM header fields, the classifier's labels, or neither.
 
-    def describe_audio(self, clip: AudioClip) -> str:
-        """The text line the LLM reads about ``clip``: duration and Whisper's transcript (or silence)."""
+        With ``use_tools`` off nothing an encoder or the header says reaches the prompt.
+        """
+        label = media_label("image", index)
+        if self.config.use_tools and image.kind == "dicom":
+            meta = image.meta or {}
+            return dicom_evidence(label, dicom_summary(meta), meta)
+        if self.config.use_tools and self.vision is not None:
+            if hasattr(self.vision, "classify") and getattr(self.vision, "trained_head", True):
+                labels = self.vision.classify(image, top_k=3)
+                if labels:
+                    return classifier_evidence(label, classifier_summary(labels), labels)
+            elif hasattr(self.vision, "describe"):
+                said = self.vision.describe(image)
+                if said:
+                    return note_evidence(label, classifier_summary(said), source="classifier")
+        return Evidence("attachment", label, NO_DESCRIPTION)
+
+    def audio_evidence(self, clip: AudioClip, index: int = 1) -> Evidence:
+        """What the LLM is told about ``clip``: its duration and Whisper's transcript (or that it is silent)."""
         from .io.audio import is_audible
 
+        label = media_label("audio", index)
         head = f"recording ({clip.duration_s:.1f} s)"
         if not is_audible(clip.samples):
-            return f"{head}, silent: no speech was heard"  # Whisper invents words on silence
+            return Evidence("attachment", label, f"{head}, silent: no speech was heard")  # Whisper invents words
         if self.config.use_tools and self.speech is not None and hasattr(self.speech, "describe"):
-            return transcript_summary(head, self.speech.describe(clip).strip())
-        return head
+            transcript = self.speech.describe(clip).strip()
+            return transcript_evidence(label, transcript_summary(head, transcript), transcript)
+        return Evidence("attachment", label, head)
 
-    def stream(self, question: str, images: Sequence = (), audios: Sequence = (), **generate) -> Iterator[str]:
+    def describe_image(self, image: MedicalImage) -> str:
+        """The text the LLM reads about ``image`` (:meth:`image_evidence`)."""
+        return self.image_evidence(image).text
+
+    def describe_audio(self, clip: AudioClip) -> str:
+        """The text the LLM reads about ``clip`` (:meth:`audio_evidence`)."""
+        return self.audio_evidence(clip).text
+
+    def stream(self, question: str, images: Sequence = (), audios: Sequence = (), *,
+               context: Sequence[Evidence | str] = (), max_new_tokens: int | None = None,
+               temperature: float | None = None, should_stop: Callable[[], bool] | None = None) -> Iterator[str]:
         """Yield the answer to ``question`` about the given files/media as it is generated.
 
-        ``generate`` overrides this call's generation settings (see :meth:`generation_kwargs`):
-        ``max_new_tokens``, ``temperature`` or any keyword of HF ``generate`` such as
-        ``stopping_criteria``; the stack's config is left unchanged.
+        ``context`` adds evidence lines after the media (an edited transcript, a
+        meal's nutrient table: :mod:`multimodal.evidence`). ``max_new_tokens``
+        and ``temperature`` override this call's generation settings (the
+        stack's config is left unchanged); generation ends early once
+        ``should_stop()`` is true (checked between tokens). When the stream
+        ends, :attr:`last_answer` holds the text, its evidence and the grounding
+        check; :meth:`revise` answers again when that check failed.
         """
         from .io import load_audio, load_image
 
@@ -183,30 +244,72 @@ class Assistant:
         )
         timings.inputs_s = time.perf_counter() - t0
         with torch.inference_mode():
-            messages, media_inputs, media_tokens = self.build_messages(request)
+            plan = self.plan(request, context)
+        yield from self._generate(request, plan, timings, t0, max_new_tokens, temperature, should_stop)
+
+    def _generate(self, request: Request, plan: PromptPlan, timings: Timings, t0: float, max_new_tokens,
+                  temperature, should_stop) -> Iterator[str]:
+        with torch.inference_mode():
+            messages, media_inputs, media_tokens = self.build_messages(request, plan=plan)
+            enc = encode_conversation(self.tokenizer, messages, media_tokens)
+            media = self.model.encode_all(media_inputs)  # {kind: [T, D]}
         timings.tools_s = time.perf_counter() - t0 - timings.inputs_s
-        enc = encode_conversation(self.model.tokenizer, messages, media_tokens)
-        ids = enc.input_ids[None].to(self.model.device)  # [1, L]
-        timings.prompt_tokens = int(ids.shape[1])
-        stats: dict = {}
-        yield from self.model.stream(ids, media_inputs=media_inputs, stats=stats, **self.generation_kwargs(**generate))
+        timings.prompt_tokens = int(enc.input_ids.numel())
+        settings = self.generation_settings(max_new_tokens, temperature)
+
+        def counted(ids):
+            for token in ids:
+                timings.new_tokens += 1
+                if timings.new_tokens == 1:
+                    timings.first_token_s = time.perf_counter() - t0
+                yield token
+
+        text = ""
+        for piece in text_pieces(self.tokenizer, counted(self.backend.generate_ids(enc.input_ids, media, settings,
+                                                                                   should_stop))):
+            text += piece
+            yield piece
         timings.total_s = time.perf_counter() - t0
-        timings.new_tokens = stats["tokens"]
-        if stats["first_token_at"] is not None:
-            timings.first_token_s = stats["first_token_at"] - t0
+        self.last_answer = Answer(text.strip(), request, plan, grounding.check(text, plan.evidence))
 
-    def answer(self, question: str, images: Sequence = (), audios: Sequence = ()) -> str:
-        """The whole answer as one string."""
-        return "".join(self.stream(question, images, audios)).strip()
+    def answer(self, question: str, images: Sequence = (), audios: Sequence = (), *, guard: bool = True,
+               **generate) -> str:
+        """The whole answer as one string, held to its evidence (``generate`` as in :meth:`stream`).
 
-    def generation_kwargs(self, max_new_tokens: int | None = None, temperature: float | None = None,
-                          **extra) -> dict:
-        """Keyword arguments for HF ``generate``: the config's, with this call's overrides."""
+        With ``guard`` an answer the grounding check flags is answered again
+        (:meth:`revise`). :attr:`last_answer` says what happened.
+        """
+        text = "".join(self.stream(question, images, audios, **generate)).strip()
+        if guard and not self.last_answer.grounding.ok:
+            for _ in self.revise(**generate):
+                pass
+            text = self.last_answer.text
+        return text
+
+    def revise(self, **generate) -> Iterator[str]:
+        """Answer :attr:`last_answer`'s request again, told what its draft contradicted; yield the new answer.
+
+        The new answer is checked too; should it still contradict its evidence,
+        :attr:`last_answer` keeps it without the contradicting sentences and
+        says so (``last_answer.text``: what to show).
+        """
+        draft = self.last_answer
+        t0 = time.perf_counter()
+        timings = self.last_timings = Timings()
+        plan = replace(draft.plan, correction=draft.grounding.correction())
+        yield from self._generate(draft.request, plan, timings, t0, generate.get("max_new_tokens"),
+                                  generate.get("temperature"), generate.get("should_stop"))
+        second = self.last_answer
+        text = second.text
+        if not second.grounding.ok:
+            kept = without_unsupported(text, second.grounding).strip()
+            text = f"{kept}\n\n{REMOVED_NOTE}" if kept else REMOVED_NOTE
+        self.last_answer = replace(second, text=text, draft=draft.text)
+
+    def generation_settings(self, max_new_tokens: int | None = None,
+                            temperature: float | None = None) -> GenerationSettings:
+        """The config's generation settings with this call's overrides."""
         cfg = self.config
-        temperature = cfg.temperature if temperature is None else temperature
-        kwargs = {"max_new_tokens": max_new_tokens or cfg.max_new_tokens, "repetition_penalty": cfg.repetition_penalty}
-        if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        return {**kwargs, **extra}
+        return GenerationSettings(max_new_tokens=max_new_tokens or cfg.max_new_tokens,
+                                  temperature=cfg.temperature if temperature is None else temperature,
+                                  repetition_penalty=cfg.repetition_penalty)

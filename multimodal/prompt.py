@@ -9,11 +9,22 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+from .template import PLACEHOLDERS
+
 SYSTEM_PROMPT = (
     "You are MedAny, a careful medical assistant for clinicians and dietitians. "
-    "Use the findings provided with the question. Be concise and practical. "
-    "You are a research tool, not a diagnosis: advise confirming with a qualified clinician."
+    "The lines before the question are findings from MedAny's tools (DICOM header fields, a speech transcript, "
+    "an image classifier's labels, a nutrient table). Treat them as the facts of this case: name foods, symptoms, "
+    "medicines, durations, modalities and body parts as the findings give them, and copy their numbers exactly. "
+    "Never state a finding they do not give: no medical model has read the image pixels. "
+    "Be concise and practical. You are a research tool, not a diagnosis: advise confirming with a qualified clinician."
 )
+
+# What a DICOM modality code means, written beside it so a small LLM need not know the codes.
+MODALITY_NAMES = {"CR": "computed radiography, an X-ray", "DX": "digital radiography, an X-ray",
+                  "CT": "computed tomography", "MR": "magnetic resonance imaging", "US": "ultrasound",
+                  "MG": "mammography", "NM": "nuclear medicine", "PT": "positron emission tomography",
+                  "XA": "X-ray angiography", "RF": "fluoroscopy"}
 
 _DICOM_FIELDS = (("modality", "modality"), ("body_part", "body part"), ("view", "view"), ("age_band", "age"),
                  ("sex", "sex"))
@@ -23,19 +34,40 @@ NO_DESCRIPTION = "image attached"
 """The line of an image nothing could describe (a photo without a classifier, tools off)."""
 
 
+def media_label(kind: str, index: int) -> str:
+    """``"Image 1"`` / ``"Audio 2"`` (``index`` counts from 1)."""
+    return f"{kind.capitalize()} {index}"
+
+
 def media_line(kind: str, index: int, description: str) -> str:
     """``"Image 1: <description>"`` / ``"Audio 2: <description>"`` (``index`` counts from 1)."""
-    return f"{kind.capitalize()} {index}: {description}"
+    return f"{media_label(kind, index)}: {description}"
 
 
 def dicom_summary(meta: Mapping) -> str:
-    """``"DICOM modality CR, body part CHEST, view PA"`` from de-identified header fields."""
-    return " ".join(["DICOM", ", ".join(f"{label} {meta[key]}" for key, label in _DICOM_FIELDS if meta.get(key))]).strip()
+    """``"DICOM modality CR (computed radiography, an X-ray), body part CHEST, view PA"`` from de-identified fields."""
+    parts = []
+    for key, label in _DICOM_FIELDS:
+        if meta.get(key):
+            value = str(meta[key])
+            name = MODALITY_NAMES.get(value.upper()) if key == "modality" else None
+            parts.append(f"{label} {value}" + (f" ({name})" if name else ""))
+    return " ".join(["DICOM", ", ".join(parts)]).strip()
 
 
-def classifier_summary(labels: str) -> str:
-    """The line for a photo seen by a general (ImageNet) classifier: ``labels`` is ``"x 91%, y 2%"``."""
-    return f"photo; a general object classifier (not medical) sees: {labels}"
+def classifier_summary(labels: str | Sequence[tuple[str, float]]) -> str:
+    """The line for a photo seen by a general (ImageNet) classifier.
+
+    ``labels`` is ``[(label, probability)]`` best first (or preformatted text):
+    the best label is stated, clearly weaker ones (under half its probability)
+    follow as "less likely", so an answer has no reason to name them as the food.
+    """
+    if isinstance(labels, str):
+        return f"photo; a general object classifier (not medical) sees: {labels}"
+    top = max((p for _, p in labels), default=0.0)
+    strong = ", ".join(f"{name} {p:.0%}" for name, p in labels if p >= 0.5 * top)
+    weak = ", ".join(f"{name} {p:.0%}" for name, p in labels if p < 0.5 * top)
+    return f"photo; a general object classifier (not medical) sees: {strong}" + (f"; less likely: {weak}" if weak else "")
 
 
 def transcript_summary(head: str, transcript: str) -> str:
@@ -50,7 +82,7 @@ def transcript_in(description: str) -> str:
 
 
 def user_turn(media_lines: Sequence[str], question: str) -> str:
-    """The user message: media lines (descriptions and placeholders), then the question."""
+    """The user message: media and context lines (descriptions and placeholders), then the question."""
     lines = list(media_lines)
     return "\n".join(lines + [f"Question: {question}" if lines else question])
 
@@ -58,3 +90,16 @@ def user_turn(media_lines: Sequence[str], question: str) -> str:
 def chat_messages(media_lines: Sequence[str], question: str) -> list[dict]:
     """``[system, user]`` messages for one request."""
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user_turn(media_lines, question)}]
+
+
+def render_plan(plan) -> list[dict]:
+    """Messages for a :class:`~multimodal.pipeline.PromptPlan`: each medium's line (and its placeholder when
+    its tokens are spliced), each context line, then the question and, on a second try, the correction."""
+    lines: list[str] = []
+    for item in plan.media:
+        lines.append(item.evidence.line)
+        if item.spliced:
+            lines.append(PLACEHOLDERS[item.kind])
+    lines += [e.line for e in plan.context]
+    question = plan.question if not plan.correction else f"{plan.question}\n{plan.correction}"
+    return chat_messages(lines, question)

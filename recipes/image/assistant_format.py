@@ -65,14 +65,15 @@ def caption_sentence(fields: dict) -> str:
 
 
 class AssistantFormat:
-    """Builds assistant-format records with ``assistant`` (default: the embedded stack, no projectors).
+    """Builds assistant-format records with ``assistant`` (default: the stack of ``llm``, no projectors).
 
     ``to_record(shot, how, png)`` is :func:`recipes.image.make_data.make_dataset`'s hook.
     """
 
-    def __init__(self, rng, assistant=None, max_new_tokens: int = 128):
+    def __init__(self, rng, assistant=None, max_new_tokens: int = 128, llm: str = "embedded-small"):
         self.rng = rng
         self.max_new_tokens = max_new_tokens
+        self.llm = llm
         self._open_answers: dict[tuple, str] = {}
         if assistant is not None:
             self.__dict__["assistant"] = assistant
@@ -83,7 +84,8 @@ class AssistantFormat:
         from multimodal.config import StackConfig
         from multimodal.pipeline import Assistant
 
-        return Assistant.load(StackConfig(speech="", image_projector=None))
+        # The transformers backend: the frozen LLM exactly as training sees it.
+        return Assistant.load(StackConfig(llm=self.llm, backend="transformers", speech="", image_projector=None))
 
     def photo_line(self, png: Path) -> str:
         from multimodal.io import load_image

@@ -44,7 +44,7 @@ def convert(data: str | Path, assistant=None, *, progress: bool = False) -> dict
         from multimodal.config import StackConfig
         from multimodal.pipeline import Assistant
 
-        assistant = Assistant.load(StackConfig(vision="", audio_projector="none"))
+        assistant = Assistant.load(StackConfig(llm="embedded-small", vision="", audio_projector="none"))
     data, t0, info = Path(data), time.perf_counter(), {}
     for split in ("train", "eval"):
         records = [json.loads(x) for x in (data / f"{split}.jsonl").read_text().splitlines() if x.strip()]

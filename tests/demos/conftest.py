@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 
 import pytest
 
@@ -50,24 +49,16 @@ def client(demo_server):
     return Client(demo_server[0], verbose=False)
 
 
-def scripted_stream(text: str = SCRIPTED_ANSWER, delay_s: float = 0.04):
-    """A stand-in for ``MedAnyModel.stream`` that yields readable words slowly.
+def scripted_answer(assistant, text: str = SCRIPTED_ANSWER, delay_s: float = 0.04):
+    """``assistant`` answering every question with ``text`` word by word, slowly (:mod:`tests.scripted`).
 
     The tiny random LLM only emits whitespace, which shows nothing in a page;
     this keeps the rest of the request real (loading, tools, prompt) and lets a
     browser see text arrive piece by piece.
     """
+    from tests.scripted import scripted
 
-    def stream(input_ids, media_inputs=None, stats=None, **_):
-        stats = stats if stats is not None else {}
-        stats.update(tokens=0, first_token_at=None)
-        for word in text.split(" "):
-            time.sleep(delay_s)
-            stats["tokens"] += 1
-            stats["first_token_at"] = stats["first_token_at"] or time.perf_counter()
-            yield word + " "
-
-    return stream
+    return scripted(assistant, lambda prompt: [w + " " for w in text.split(" ")], delay_s=delay_s)
 
 
 @pytest.fixture(scope="session")
@@ -75,4 +66,4 @@ def demo_helpers():
     """The module's helpers for test files (test modules here are not an importable package)."""
     import types
 
-    return types.SimpleNamespace(TINY=TINY, free_port=free_port, scripted_stream=scripted_stream)
+    return types.SimpleNamespace(TINY=TINY, free_port=free_port, scripted_answer=scripted_answer)

@@ -57,8 +57,7 @@ def browser_server(demo_helpers):
     if os.environ.get("MEDANY_SCREENSHOT_STACK") == "embedded":
         assistant = Assistant.load(StackConfig(max_new_tokens=160))
     else:
-        assistant = Assistant.load(StackConfig(**h.TINY))
-        assistant.model.stream = h.scripted_stream()
+        assistant = h.scripted_answer(Assistant.load(StackConfig(**h.TINY)))
     settings = DemoSettings(port=h.free_port(), max_file_size=2 * 1024 * 1024)
     demo = build_demo(assistant, settings=settings)
     _, url = launch(demo, settings, block=False)

@@ -18,9 +18,11 @@ class RecordingAssistant:
     """Stands in for ``Assistant``: records what each request carried, answers one word."""
 
     def __init__(self):
-        self.model = SimpleNamespace(projectors={"image": object(), "audio": object()})
         self.last_timings = SimpleNamespace(new_tokens=1, total_s=0.1, first_token_s=0.05, tokens_per_s=0.0)
         self.requests = []
+
+    def projects(self, kind):
+        return kind in ("image", "audio")
 
     def stream(self, question, images=(), audios=()):
         self.requests.append((question, list(images), list(audios)))

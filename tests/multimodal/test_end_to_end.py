@@ -1,34 +1,52 @@
-"""From files to answer on the embedded real stack (SmolLM2, Whisper tiny.en, EfficientNet-Lite0)."""
+"""From files to answer on the embedded real stacks: the default (Qwen2.5-Coder-1.5B on llama.cpp) and the
+small one (SmolLM2-135M with the shipped scan projector). Whisper tiny.en and EfficientNet-Lite0 in both."""
 
 import pytest
 
+from multimodal.config import StackConfig
 from multimodal.pipeline import Assistant, Request
 from multimodal.samples import CONSULT_TEXT
 
 
 @pytest.fixture(scope="module")
-def assistant():
-    return Assistant.load()  # the default StackConfig: embedded weights, no network
+def samples():
+    from multimodal.io import load_audio, load_image
+
+    return load_image("sample:RG1_UNCR.dcm"), load_audio("sample:consult")
+
+
+def words(text):
+    return [w.strip(".,").lower() for w in text.split()]
 
 
 @pytest.mark.slow
-def test_chest_film_and_consult_clip_are_answered_from_real_weights(assistant):
-    from multimodal.io import load_audio, load_image
-
-    film, clip = load_image("sample:RG1_UNCR.dcm"), load_audio("sample:consult")
+def test_default_stack_answers_the_film_and_consult_from_its_evidence(samples):
+    assistant = Assistant.load()  # the default StackConfig: embedded weights, no network
+    assert assistant.backend.name == "llama.cpp" and assistant.info["llm"].name == "embedded"
+    film, clip = samples
     assert film.kind == "dicom" and film.meta["modality"] == "CR"
+    messages, _, _ = assistant.build_messages(Request("What next?", [film], [clip]))
+    prompt = messages[-1]["content"]
+    assert "DICOM modality CR (computed radiography, an X-ray), body part CHEST" in prompt
+    heard = prompt.split('transcript: "')[1].split('"')[0]
+    assert words(heard) == words(CONSULT_TEXT)  # Whisper hears the synthesized consult exactly
+
+    answer = assistant.answer("What should the patient do next?", images=[film], audios=[clip])
+    last, timings = assistant.last_answer, assistant.last_timings
+    assert len(answer.split()) >= 5 and timings.new_tokens > 5 and timings.first_token_s > 0
+    assert last.grounding.ok and {e.source for e in last.evidence} == {"dicom", "transcript"}
+    assert "cough" in answer.lower()  # the consult's symptom, from the transcript
+
+
+@pytest.mark.slow
+def test_small_stack_splices_the_shipped_scan_projector(samples):
+    assistant = Assistant.load(StackConfig(llm="embedded-small"))
+    film, clip = samples
     messages, media, _ = assistant.build_messages(Request("What next?", [film], [clip]))
     prompt = messages[-1]["content"]
-    assert "DICOM modality CR" in prompt
-    heard = prompt.split('transcript: "')[1].split('"')[0]
-    words = lambda t: [w.strip(".,").lower() for w in t.split()]  # noqa: E731
-    assert words(heard) == words(CONSULT_TEXT)  # Whisper hears the synthesized consult exactly
-    # The shipped scan projector is the default: the film's 49 tokens are spliced; audio goes by transcript.
+    # The shipped scan projector is the default here: the film's 49 tokens are spliced; audio goes by transcript.
     assert set(media) == {"image"} and media["image"][0].shape == (1, 3, 224, 224)
     assert prompt.count("<image>") == 1 and "<audio>" not in prompt
     assert assistant.info["image"]["projector"]["sha256"].startswith("4669307f")
-
     answer = assistant.answer("What should the patient do next?", images=[film], audios=[clip])
-    timings = assistant.last_timings
-    assert len(answer.split()) >= 5 and timings.new_tokens > 5 and timings.first_token_s > 0
-
+    assert len(answer.split()) >= 5 and assistant.last_timings.new_tokens > 5

@@ -48,7 +48,7 @@ def test_without_projectors_media_become_tool_text_only():
         __import__("multimodal.pipeline", fromlist=["Request"]).Request("what?", [_image()], [_clip()])
     )
     user = messages[-1]["content"]
-    assert "DICOM modality CR, body part CHEST" in user
+    assert "DICOM modality CR (computed radiography, an X-ray), body part CHEST" in user
     assert "Audio 1: recording (1.0 s), transcript:" in user
     assert "<image>" not in user and "<audio>" not in user
     assert media_inputs == {} and media_tokens == {}
@@ -83,11 +83,12 @@ def test_bad_file_gives_typed_error(tmp_path):
     assert str(tmp_path) not in str(err.value)
 
 
-def test_generation_kwargs_greedy_vs_sampling():
-    greedy = Assistant(None, StackConfig(temperature=0.0)).generation_kwargs()
-    assert greedy["do_sample"] is False
-    sampled = Assistant(None, StackConfig(temperature=0.7)).generation_kwargs()
-    assert sampled["do_sample"] is True and sampled["temperature"] == 0.7
+def test_generation_settings_greedy_vs_sampling():
+    greedy = Assistant(None, StackConfig(temperature=0.0)).generation_settings()
+    assert greedy.greedy and greedy.hf_kwargs()["do_sample"] is False
+    sampled = Assistant(None, StackConfig(temperature=0.7)).generation_settings(max_new_tokens=9)
+    kwargs = sampled.hf_kwargs()
+    assert kwargs["do_sample"] is True and kwargs["temperature"] == 0.7 and kwargs["max_new_tokens"] == 9
 
 
 def test_silent_audio_is_reported_not_transcribed():
@@ -121,3 +122,59 @@ def test_a_scans_only_projector_takes_dicoms_and_grayscale_but_not_colour_photos
     assert media_inputs["image"][0].shape[0] == 2 and len(media_tokens["image"]) == 2
     assistant.answer("what?", [_image(), colour, gray])  # the spliced request runs end to end
     assert assistant.last_timings.new_tokens >= 1
+
+
+def test_no_tools_keeps_every_encoder_and_header_fact_out_of_the_prompt():
+    from multimodal.pipeline import Request
+
+    assistant = Assistant.load(StackConfig(**TINY, use_tools=False))
+    messages, _, _ = assistant.build_messages(Request("what?", [_image()], [_clip()]))
+    user = messages[-1]["content"]
+    assert user.splitlines() == ["Image 1: image attached", "Audio 1: recording (1.0 s)", "Question: what?"]
+
+
+def test_context_lines_follow_the_media_and_become_evidence():
+    from multimodal.evidence import note_evidence
+    from multimodal.pipeline import Request
+
+    assistant = Assistant.load(StackConfig(**{**TINY, "speech": ""}))
+    meal = note_evidence("Meal", "banana 120 g; sodium 1 mg", source="nutrients")
+    plan = assistant.plan(Request("Advice?", [_image()]), context=[meal, "Patient: adult"])
+    assert [e.label for e in plan.evidence] == ["Image 1", "Meal", "Context"]
+    messages, _, _ = assistant.build_messages(Request("Advice?", [_image()]), plan=plan)
+    assert messages[-1]["content"].splitlines()[1:] == ["Meal: banana 120 g; sodium 1 mg", "Context: Patient: adult",
+                                                        "Question: Advice?"]
+    assert meal.facts["food"] == ("banana",) and meal.numbers == (120.0, 1.0)
+
+
+def test_an_answer_that_contradicts_its_evidence_is_revised_then_trimmed():
+    from multimodal.evidence import note_evidence
+    from multimodal.pipeline import REMOVED_NOTE
+    from tests.scripted import scripted
+
+    replies = iter([["Your meal contains 45 mg of sodium."],
+                    ["Your meal has 1 mg of sodium. ", "It also contains 9 g of fat."]])
+    prompts = []
+
+    def script(prompt):
+        prompts.append(prompt)
+        return next(replies)
+
+    assistant = scripted(Assistant.load(StackConfig(**{**TINY, "speech": "", "vision": ""})), script)
+    meal = note_evidence("Meal", "banana 120 g; sodium 1 mg, fat 0.4 g", source="nutrients")
+    text = assistant.answer("How much sodium?", context=[meal])
+    last = assistant.last_answer
+    assert last.revised and last.draft == "Your meal contains 45 mg of sodium."
+    assert "Correction: a draft answer said \"45 mg\" where the evidence gives 1" in prompts[1]
+    assert text == f"Your meal has 1 mg of sodium.\n\n{REMOVED_NOTE}" == last.text
+    assert [i.said for i in last.grounding.issues] == ["9 g"]
+
+
+def test_a_grounded_answer_is_kept_as_generated():
+    from multimodal.evidence import note_evidence
+    from tests.scripted import scripted
+
+    assistant = scripted(Assistant.load(StackConfig(**{**TINY, "speech": "", "vision": ""})),
+                         lambda prompt: ["The meal has 1 mg ", "of sodium."])
+    assert assistant.answer("Sodium?", context=[note_evidence("Meal", "sodium 1 mg")]) == "The meal has 1 mg of sodium."
+    assert assistant.last_answer.grounding.ok and not assistant.last_answer.revised

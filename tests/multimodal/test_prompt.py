@@ -6,7 +6,8 @@ from multimodal.prompt import (NO_DESCRIPTION, SYSTEM_PROMPT, chat_messages, cla
 
 def test_dicom_summary_names_recorded_fields_in_order():
     meta = {"sex": "F", "modality": "CR", "view": "PA", "body_part": "CHEST", "patient_name": "never shown"}
-    assert dicom_summary(meta) == "DICOM modality CR, body part CHEST, view PA, sex F"
+    assert dicom_summary(meta) == "DICOM modality CR (computed radiography, an X-ray), body part CHEST, view PA, sex F"
+    assert dicom_summary({"modality": "OT"}) == "DICOM modality OT"
     assert dicom_summary({}) == "DICOM"
 
 
@@ -16,6 +17,13 @@ def test_user_turn_puts_media_lines_before_the_question():
         "Image 1: photo; a general object classifier (not medical) sees: pizza 80%\n<image>\nQuestion: Calories?")
     assert user_turn([], "hello") == "hello"
     assert media_line("audio", 2, NO_DESCRIPTION) == "Audio 2: image attached"
+
+
+def test_classifier_line_states_the_best_label_and_marks_weak_ones_less_likely():
+    assert classifier_summary([("strawberry", 0.95), ("trifle", 0.02)]) == (
+        "photo; a general object classifier (not medical) sees: strawberry 95%; less likely: trifle 2%")
+    assert classifier_summary([("banana", 0.55), ("corn on the cob", 0.40)]).endswith(
+        "sees: banana 55%, corn on the cob 40%")  # a close runner-up is not "less likely"
 
 
 def test_chat_messages_start_with_the_system_prompt():

@@ -268,7 +268,7 @@ def test_frozen_answer_is_the_llm_reply_to_the_text_only_prompt():
     ids = encode_conversation(tok, chat_messages(["Image 1: DICOM modality CR"], "Is this urgent?"), {},
                               add_generation_prompt=True).input_ids[None]
     out = llm.generate(ids, attention_mask=torch.ones_like(ids), pad_token_id=tok.pad_token_id,
-                       **assistant.generation_kwargs(max_new_tokens=8))[0, ids.shape[1]:]
+                       **assistant.generation_settings(max_new_tokens=8).hf_kwargs())[0, ids.shape[1]:]
     expected = whole_sentences(tok.decode(out, skip_special_tokens=True))
     assert frozen_answer(assistant, ["Image 1: DICOM modality CR"], "Is this urgent?", max_new_tokens=8) == expected
     assert whole_sentences("It is fine. Rest and") == "It is fine."

@@ -1,7 +1,7 @@
 """Shared helpers for the API server tests (imported by name, like tests.multimodal.io.io_helpers).
 
 The tiny random LLM only emits whitespace, so tests that need readable
-content swap the model's token stream for a scripted one; everything before
+content swap the backend's token stream for a scripted one (tests/scripted.py); everything before
 it (HTTP, validation, media decoding, tools, prompt building, the queue) is
 the real code path.
 """
@@ -15,7 +15,6 @@ import math
 import re
 import socket
 import struct
-import time
 import wave
 from contextlib import contextmanager
 
@@ -45,33 +44,11 @@ def running(assistant, **settings):
         server.close()
 
 
-class ScriptedModel:
-    """The tiny stack's model with its token stream replaced by ``script(prompt) -> pieces``."""
-
-    def __init__(self, model, script, delay_s: float = 0.0, first_delay_s: float = 0.0):
-        self._model, self._script, self._delay_s, self._first_delay_s = model, script, delay_s, first_delay_s
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
-
-    def stream(self, input_ids, media_inputs=None, stats=None, **generate):
-        stats = stats if stats is not None else {}
-        stats.update(tokens=0, first_token_at=None)
-        prompt = self._model.tokenizer.decode(input_ids[0])
-        time.sleep(self._first_delay_s)
-        for piece in self._script(prompt):
-            time.sleep(self._delay_s)
-            stats["tokens"] += 1
-            stats["first_token_at"] = stats["first_token_at"] or time.perf_counter()
-            yield piece
-
-
 def scripted(assistant, script, **delays):
-    """A new Assistant sharing ``assistant``'s loaded models, answering with ``script``."""
-    from multimodal.pipeline import Assistant
+    """A new Assistant sharing ``assistant``'s loaded models, answering with ``script`` (:mod:`tests.scripted`)."""
+    from tests.scripted import scripted as with_script
 
-    return Assistant(ScriptedModel(assistant.model, script, **delays), assistant.config, vision=assistant.vision,
-                     speech=assistant.speech, info=assistant.info)
+    return with_script(assistant, script, **delays)
 
 
 def echo_nonce(prompt: str):

@@ -1,0 +1,136 @@
+"""What every inference backend shares: generation settings, stop tokens, token choice, streamed text.
+
+A backend turns a prompt (token ids with media sentinels, plus the projected
+media features that replace them) into new token ids. Everything that decides
+*which* token comes next lives here, once, so the transformers reference and
+the llama.cpp runtime behave the same: the transformers backend hands these
+settings to HF ``generate``; the llama.cpp backend applies the very same HF
+logits processors to llama.cpp's logits (:func:`logits_processors`).
+
+Letters: L prompt length, T media tokens of one kind, D LLM width, V vocabulary.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Mapping
+
+import torch
+from torch import Tensor
+
+# End-of-turn markers of the chat templates we meet (ChatML, Llama 3, Gemma, Phi-3). A model
+# stops at its tokenizer's EOS, its generation config's EOS ids, and whichever of these it has.
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
+
+
+@dataclass
+class GenerationSettings:
+    """How one answer is generated. Identical meaning on every backend."""
+
+    max_new_tokens: int = 200
+    temperature: float = 0.0
+    """0 means greedy decoding (deterministic)."""
+    repetition_penalty: float = 1.0
+    """HF/CTRL rule over the *generated* tokens: positive logits divided, negative multiplied."""
+    top_p: float = 1.0
+    """Nucleus sampling when sampling (1.0: off)."""
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0
+
+    def hf_kwargs(self) -> dict:
+        """The same settings as keyword arguments of HF ``generate`` (model defaults switched off)."""
+        kwargs = {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty, "top_k": None}
+        if self.greedy:
+            return {**kwargs, "do_sample": False, "temperature": None, "top_p": None}
+        return {**kwargs, "do_sample": True, "temperature": self.temperature, "top_p": self.top_p}
+
+
+def logits_processors(settings: GenerationSettings):
+    """The HF logits processors HF ``generate`` builds for ``settings``, in its order."""
+    from transformers import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
+                              TopPLogitsWarper)
+
+    procs = LogitsProcessorList()
+    if settings.repetition_penalty != 1.0:
+        procs.append(RepetitionPenaltyLogitsProcessor(settings.repetition_penalty))
+    if not settings.greedy:
+        if settings.temperature != 1.0:
+            procs.append(TemperatureLogitsWarper(settings.temperature))
+        if settings.top_p < 1.0:
+            procs.append(TopPLogitsWarper(settings.top_p))
+    return procs
+
+
+def choose_token(logits: Tensor, generated: list[int], settings: GenerationSettings, procs) -> int:
+    """Next token id from raw next-token ``logits`` ``[V]`` after ``generated`` new tokens."""
+    ids = torch.tensor([generated], dtype=torch.long)  # [1, n]
+    scores = procs(ids, logits.float()[None])  # [1, V]
+    if settings.greedy:
+        return int(scores[0].argmax())
+    return int(torch.multinomial(torch.softmax(scores[0], dim=-1), 1))
+
+
+def stop_token_ids(tokenizer, generation_config=None) -> frozenset[int]:
+    """Ids that end an answer: EOS of the tokenizer and generation config, and the template's end of turn."""
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    eos = getattr(generation_config, "eos_token_id", None)
+    if eos is not None:
+        ids.update(int(i) for i in (eos if isinstance(eos, (list, tuple)) else [eos]))
+    vocab = tokenizer.get_vocab()
+    ids.update(vocab[t] for t in END_OF_TURN if t in vocab)
+    return frozenset(ids)
+
+
+class Backend(ABC):
+    """One loaded LLM that answers from token ids plus projected media features.
+
+    ``tokenizer`` is a Hugging Face tokenizer (the chat template and the media
+    sentinels are handled by :mod:`multimodal.template` for every backend).
+    """
+
+    name: str
+    tokenizer: object
+    hidden_size: int
+    stop_ids: frozenset[int]
+
+    @abstractmethod
+    def generate_ids(self, input_ids: Tensor, media: Mapping[str, Tensor], settings: GenerationSettings,
+                     should_stop: Callable[[], bool] | None = None) -> Iterator[int]:
+        """Yield new token ids for the prompt ``input_ids`` ``[L]``; ``media[kind]`` is ``[T, D]``.
+
+        Stops at a stop token (not yielded), after ``settings.max_new_tokens``,
+        or as soon as ``should_stop()`` is true.
+        """
+
+    @abstractmethod
+    def next_token_logits(self, input_ids: Tensor, media: Mapping[str, Tensor]) -> Tensor:
+        """Raw logits ``[V]`` for the token after the prompt (parity tests, scoring)."""
+
+    def describe(self) -> str:
+        return self.name
+
+
+def text_pieces(tokenizer, ids: Iterable[int]) -> Iterator[str]:
+    """Decode a stream of token ids into text pieces as they arrive.
+
+    The whole answer is re-decoded at each token and only the new suffix is
+    yielded, held back while it ends in an incomplete UTF-8 sequence (a
+    character split across byte-level tokens decodes to U+FFFD).
+    """
+    generated: list[int] = []
+    shown = ""
+    for token in ids:
+        generated.append(token)
+        text = tokenizer.decode(generated, skip_special_tokens=True)
+        if text.endswith("\ufffd") or len(text) <= len(shown):
+            continue
+        yield text[len(shown):]
+        shown = text
+    text = tokenizer.decode(generated, skip_special_tokens=True)
+    if len(text) > len(shown):
+        yield text[len(shown):]

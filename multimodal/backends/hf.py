@@ -1,0 +1,76 @@
+"""The transformers backend: HF ``generate`` on a :class:`~multimodal.model.MedAnyModel`.
+
+The reference and the training path: any Hugging Face causal LM, hub id, local
+directory or de-quantized GGUF, media spliced with one ``masked_scatter`` per
+modality and image spans attending bidirectionally (our attention function).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Callable, Iterator, Mapping
+
+import torch
+from torch import Tensor
+
+from .base import Backend, GenerationSettings, stop_token_ids
+
+
+class TransformersBackend(Backend):
+    """Generates with ``model.llm`` (a transformers causal LM) through ``model.generate``."""
+
+    name = "transformers"
+
+    def __init__(self, model):
+        self.model = model
+        self.tokenizer = model.tokenizer
+        self.hidden_size = model.llm.get_input_embeddings().embedding_dim
+        self.stop_ids = stop_token_ids(self.tokenizer, getattr(model.llm, "generation_config", None))
+
+    def generate_ids(self, input_ids: Tensor, media: Mapping[str, Tensor], settings: GenerationSettings,
+                     should_stop: Callable[[], bool] | None = None) -> Iterator[int]:
+        from transformers import StoppingCriteria, StoppingCriteriaList
+        from transformers.generation.streamers import BaseStreamer
+
+        tokens: queue.Queue = queue.Queue()
+        done = object()
+
+        class Tokens(BaseStreamer):
+            def put(self, value):  # the prompt arrives first, empty when we pass embeddings
+                for t in value.flatten().tolist():
+                    tokens.put(int(t))
+
+            def end(self):
+                tokens.put(done)
+
+        class Stop(StoppingCriteria):
+            def __call__(self, ids, scores, **kwargs):
+                return torch.full((ids.shape[0],), bool(should_stop and should_stop()), dtype=torch.bool,
+                                  device=ids.device)
+
+        errors: list[BaseException] = []
+        ids = input_ids.reshape(1, -1).to(self.model.device)  # [1, L]
+
+        def run():
+            try:
+                self.model.generate_from(ids, media, streamer=Tokens(), eos_token_id=sorted(self.stop_ids),
+                                         stopping_criteria=StoppingCriteriaList([Stop()]), **settings.hf_kwargs())
+            except BaseException as exc:  # surfaced in the caller's thread below
+                errors.append(exc)
+                tokens.put(done)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        while (token := tokens.get()) is not done:
+            if token in self.stop_ids:
+                continue  # HF emits the EOS it stopped at
+            yield token
+        thread.join()
+        if errors:
+            raise errors[0]
+
+    @torch.no_grad()
+    def next_token_logits(self, input_ids: Tensor, media: Mapping[str, Tensor]) -> Tensor:
+        ids = input_ids.reshape(1, -1).to(self.model.device)  # [1, L]
+        return self.model.logits_from(ids, media)[0, -1].float().cpu()  # [V]

@@ -1,0 +1,150 @@
+"""The grounding check: does an answer contradict the evidence it was given?
+
+Three rules, each conservative enough to run on every answer:
+
+1. **Numbers come from the table.** A number written with a unit (g, mg, kcal,
+   %, degrees ...) must equal a number of the evidence (as written, or rounded
+   to the same precision) whenever the evidence carries numbers.
+2. **Claims name what the evidence names.** In a sentence that says what an
+   attachment is or shows ("This film shows ...", "The photo is ...", "Your meal
+   contains ...") or what the patient said ("The patient reports ..."), every
+   modality, body part, food, symptom or medicine must be one the evidence
+   states, never one it lists as less likely (a classifier's runner-up), when
+   the evidence has facts of that category. Negated mentions ("not a trifle")
+   do not count. Advice ("a CT may be needed") is not a claim.
+3. **Durations are the patient's.** A duration in such a claim sentence must be
+   one the transcript gives.
+
+An answer that breaks a rule gets a :class:`Grounding` with one :class:`Issue`
+per break; the pipeline regenerates it once with :meth:`Grounding.correction`
+and, should the new answer still break a rule, drops the offending sentences
+(:func:`without_unsupported`), saying so.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from . import terms
+from .evidence import Evidence, durations_in
+
+UNIT = (r"(?:%|percent|per\s?cent|kcal|kilocalories|calories|cal|mg|milligrams?|mcg|µg|micrograms?|g|grams?|kg|"
+        r"°\s?[CF]|degrees?)")
+_QUOTED = re.compile(rf"(?<![\w.])(\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?)\s?{UNIT}(?![\w])", re.IGNORECASE)
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+(?=\s|$)|\n|$)")
+_ABOUT = (r"(?:this|the|your|that|these)\s+(?:[\w-]+\s+){0,2}?(?:image|images|photo|photograph|picture|film|study|"
+          r"scan|radiograph|x-ray|xray|plate|meal|dish|food|recording|transcript|consultation|classifier)")
+_SHOWS = (r"(?:is|are|was|shows?|showing|depicts?|contains?|includes?|appears?|looks?|seems?|features?|has|have|"
+          r"sees?|identified|recogni[sz]ed|detected|consists?|mentions?|names?|says?|of)")
+_CLAIM = re.compile(
+    rf"\b{_ABOUT}\b[^.!?]*?\b{_SHOWS}\b"
+    r"|^\s*(?:it|this)\s*(?:is|'s|looks|appears|seems|shows)\b"
+    r"|\b(?:patient|you|they|he|she)\s+(?:[\w-]+\s+){0,2}?(?:mention\w*|report\w*|sa(?:y|ys|id)|describ\w*|complain\w*|"
+    r"ha(?:s|d|ve)|experienc\w*|suffer\w*|t(?:ook|ake|aking)|been|fe(?:el|lt|eling)|is having|are having)\b",
+    re.IGNORECASE)
+_CONDITIONAL = re.compile(r"^\s*(?:if|when|should|unless)\b|\b(?:if|unless)\b[^,]*$", re.IGNORECASE)
+_NEGATION = re.compile(r"\b(?:not|no|never|nor|neither|without|rather than|instead of|unlikely|rule out|ruled out|"
+                       r"isn't|aren't|wasn't|doesn't|don't|didn't)\b(?:\W+\w+){0,3}\W*$", re.IGNORECASE)
+CHECKED = ("modality", "body_part", "food", "symptom", "medicine")
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One place where the answer contradicts its evidence."""
+
+    kind: str
+    """``number``, ``duration`` or a category (``food``, ``modality`` ...)."""
+    said: str
+    expected: tuple[str, ...]
+    sentence: str
+
+    def describe(self) -> str:
+        want = ", ".join(self.expected) if self.expected else "nothing of the kind"
+        return f'said "{self.said}" where the evidence gives {want}'
+
+
+@dataclass
+class Grounding:
+    """The result of :func:`check`: the issues found and how many statements were checked."""
+
+    issues: list[Issue] = field(default_factory=list)
+    checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.issues
+
+    def correction(self) -> str:
+        """A note for a second try that names each contradiction."""
+        parts = "; ".join(i.describe() for i in self.issues)
+        return (f"Correction: a draft answer {parts}. Answer again using only the names and numbers stated in "
+                "the findings above, copied exactly.")
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "checked": self.checked,
+                "issues": [{"kind": i.kind, "said": i.said, "expected": list(i.expected)} for i in self.issues]}
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
+
+
+def check(answer: str, evidence: Sequence[Evidence]) -> Grounding:
+    """Check ``answer`` against ``evidence`` (see the module docstring for the rules)."""
+    result = Grounding()
+    allowed_numbers = [n for e in evidence for n in e.numbers]
+    facts = {c: {n for e in evidence for n in e.facts.get(c, ())} for c in (*CHECKED, "duration")}
+    weaker = {c: {n for e in evidence for n in e.alternatives.get(c, ())} for c in CHECKED}
+    table = terms.categories()
+    for sentence in sentences(answer):
+        if allowed_numbers:
+            for m in _QUOTED.finditer(sentence):
+                result.checked += 1
+                value = float(m.group(1).replace(",", ""))
+                if not any(_same_number(value, e) for e in allowed_numbers):
+                    result.issues.append(Issue("number", m.group().strip(), _near(value, allowed_numbers), sentence))
+        if not _CLAIM.search(sentence) or _CONDITIONAL.search(sentence):
+            continue
+        for category in CHECKED:
+            if not facts[category] and not weaker[category]:
+                continue
+            for start, name, phrase in terms.mentions(sentence, table[category]):
+                if _NEGATION.search(sentence[:start]):
+                    continue
+                result.checked += 1
+                if name in weaker[category] or not _stated(category, name, facts[category]):
+                    result.issues.append(Issue(category, phrase, tuple(sorted(facts[category])), sentence))
+        if facts["duration"]:
+            for said in durations_in(sentence):
+                result.checked += 1
+                if said not in facts["duration"]:
+                    result.issues.append(Issue("duration", said, tuple(sorted(facts["duration"])), sentence))
+    return result
+
+
+def without_unsupported(answer: str, grounding: Grounding) -> str:
+    """``answer`` without the sentences ``grounding`` found contradicting the evidence."""
+    bad = {i.sentence for i in grounding.issues}
+    kept = [s for s in sentences(answer) if s not in bad]
+    return " ".join(kept)
+
+
+def _stated(category: str, name: str, facts: set[str]) -> bool:
+    if category == "modality":
+        return any(terms.same_modality(name, f) for f in facts)
+    return name in facts
+
+
+def _same_number(value: float, evidence: float) -> bool:
+    """Equal as written, or the evidence rounded to the precision the answer uses."""
+    if value == evidence:
+        return True
+    decimals = 0 if value == int(value) else len(f"{value}".split(".")[1])
+    return round(evidence, decimals) == round(value, decimals)
+
+
+def _near(value: float, numbers: list[float]) -> tuple[str, ...]:
+    best = min(numbers, key=lambda n: abs(n - value))
+    return (f"{best:g}",)

@@ -1,0 +1,53 @@
+"""The transformers backend: HF generate on the fusion model, token by token."""
+
+import threading
+
+import torch
+
+from encoders import create_encoder
+from multimodal.backends import GenerationSettings, text_pieces
+from multimodal.backends.hf import TransformersBackend
+from multimodal.model import MedAnyModel
+from multimodal.template import encode_conversation
+from projectors import create_projector
+
+
+def _model(tiny_llm):
+    llm, tok = tiny_llm
+    enc = create_encoder("tiny_vit")
+    return MedAnyModel(llm, tok, {"image": enc}, {"image": create_projector("mlp2x_gelu", enc.out_dim, 64)})
+
+
+def test_streamed_ids_equal_generate_with_media(tiny_llm):
+    model = _model(tiny_llm)
+    backend = TransformersBackend(model)
+    tok = model.tokenizer
+    x = torch.randn(1, 3, 32, 32)
+    n = model.token_counts("image", [create_encoder("tiny_vit").num_tokens()])
+    msgs = [{"role": "user", "content": "<image>\nwhat is it?"}]
+    ids = encode_conversation(tok, msgs, {"image": n}).input_ids
+    media = model.encode_all({"image": (x, None)})
+    settings = GenerationSettings(max_new_tokens=7, repetition_penalty=1.2)
+    got = list(backend.generate_ids(ids, media, settings))
+    ref = model.generate(ids[None], media_inputs={"image": (x, None)}, eos_token_id=sorted(backend.stop_ids),
+                         **settings.hf_kwargs())[0].tolist()
+    assert got == [t for t in ref if t not in backend.stop_ids]
+    assert "".join(text_pieces(tok, got)) == tok.decode(got, skip_special_tokens=True)
+    logits = backend.next_token_logits(ids, media)
+    assert logits.shape == (len(tok),) and int(logits.argmax()) == ref[0]
+
+
+def test_should_stop_ends_generation_between_tokens(tiny_llm):
+    backend = TransformersBackend(_model(tiny_llm))
+    ids = encode_conversation(backend.tokenizer, [{"role": "user", "content": "hi"}]).input_ids
+    seen = []
+    stop = threading.Event()
+
+    def should_stop():
+        return stop.is_set()
+
+    for token in backend.generate_ids(ids, {}, GenerationSettings(max_new_tokens=50), should_stop):
+        seen.append(token)
+        if len(seen) == 3:
+            stop.set()
+    assert 3 <= len(seen) <= 4  # HF checks its criteria after the token it just produced

@@ -1,0 +1,61 @@
+"""The grounding check on the contradictions a small LLM made on the default stack (issue 12)."""
+
+from multimodal.evidence import classifier_evidence, dicom_evidence, note_evidence, transcript_evidence
+from multimodal.grounding import check, sentences, without_unsupported
+from multimodal.prompt import dicom_summary
+
+HEADACHE = "I have had a terrible headache for three days."
+
+
+def _transcript(t=HEADACHE):
+    return [transcript_evidence("Audio 1", f'recording (3.1 s), transcript: "{t}"', t)]
+
+
+def _photo(labels):
+    return [classifier_evidence("Image 1", "", labels)]
+
+
+def test_a_symptom_the_patient_never_named_is_flagged():
+    g = check("The patient mentioned a throatache that started recently.", _transcript())
+    assert [(i.kind, i.said, i.expected) for i in g.issues] == [("symptom", "throatache", ("headache",))]
+    assert check("The patient reports a terrible headache for three days.", _transcript()).ok
+
+
+def test_a_wrong_duration_is_flagged_but_advice_is_not():
+    assert [i.said for i in check("You have had the headache for two days.", _transcript()).issues] == ["2 day"]
+    assert check("If the headache lasts more than a week, see a doctor.", _transcript()).ok
+    assert check("Ibuprofen may help; a CT scan is rarely needed for headaches.", _transcript()).ok
+
+
+def test_the_classifier_runner_up_named_as_the_food_is_flagged():
+    strawberry = _photo([("strawberry", 0.95), ("trifle", 0.02)])
+    assert [i.said for i in check("The photo shows a trifle.", strawberry).issues] == ["trifle"]
+    assert check("The photo shows strawberries, not a trifle.", strawberry).ok
+    pepper = _photo([("bell pepper", 0.96), ("acorn squash", 0.02)])
+    assert [i.said for i in check("This is an acorn squash.", pepper).issues] == ["acorn squash"]
+    assert check("This is a bell pepper. Acorn squash would be a good side dish.", pepper).ok
+
+
+def test_a_misquoted_nutrient_number_is_flagged():
+    meal = [note_evidence("Meal", "Meal: banana 120 g. Totals: energy 107 kcal, fat 0.4 g, sodium 1 mg, "
+                                  "potassium 430 mg (9% of the 4,700 mg daily value).", source="nutrients")]
+    g = check("Your meal has 107 kcal and 1 mg of sodium, with 430 mg potassium (9%). Sodium is 45 mg.", meal)
+    assert [(i.kind, i.said) for i in g.issues] == [("number", "45 mg")] and g.checked == 5
+    assert check("The 4,700 mg daily potassium target and about 0 g of fat.", meal).ok
+    assert not check("It has 3 g of fibre.", meal).ok
+
+
+def test_the_wrong_modality_or_body_part_in_a_claim_is_flagged():
+    meta = {"modality": "CR", "body_part": "CHEST", "view": "PA"}
+    ev = [dicom_evidence("Image 1", dicom_summary(meta), meta)]
+    assert check("This chest X-ray (computed radiography) is a PA view.", ev).ok
+    assert {i.said for i in check("The study is a CT of the abdomen.", ev).issues} == {"CT", "abdomen"}
+    assert check("A CT scan may be needed if symptoms persist.", ev).ok  # advice, not a claim about the film
+
+
+def test_contradicting_sentences_can_be_dropped():
+    answer = "The patient reports a headache. The patient also has a fever. Rest and drink water."
+    g = check(answer, _transcript())
+    assert [i.said for i in g.issues] == ["fever"]
+    assert without_unsupported(answer, g) == "The patient reports a headache. Rest and drink water."
+    assert sentences("One. Two!\n- three") == ["One.", "Two!", "- three"]

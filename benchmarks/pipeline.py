@@ -1,12 +1,15 @@
-"""End-to-end numbers for the embedded default stack on this machine.
+"""End-to-end numbers for the embedded stacks on this machine, per LLM and inference backend.
 
-Prints a Markdown table: first-start (empty cache: GGUF de-quantization and
-Whisper conversion) and warm-start load times, then time to first token and
-decode speed for a text, an image (DICOM chest film) and an audio (synthesized
-consult) prompt, and peak resident memory. Each phase runs in a fresh process
-so load times and memory are not flattered by an earlier phase.
+Prints a Markdown table: for each embedded LLM on each backend (llama.cpp and
+transformers), warm-start load time, time to first token and decode speed for
+a text, an image (DICOM chest film) and an audio (synthesized consult) prompt,
+and peak resident memory; then, on the same GGUF in the same run, raw
+``llama_cpp.Llama.create_chat_completion`` on the text prompt and the ratio of
+our llama.cpp path to it. A first start with an empty cache is measured for the
+default stack. Each phase runs in a fresh process so load times and memory are
+not flattered by an earlier phase.
 
-    python benchmarks/pipeline.py [--max-new-tokens 64] [--skip-cold]
+    python benchmarks/pipeline.py [--llm embedded --llm embedded-small] [--backend llamacpp] [--skip-cold]
 """
 
 from __future__ import annotations
@@ -26,31 +29,39 @@ PROMPTS = {
     "image (DICOM CR chest)": ("What does this study show?", ["sample:RG1_UNCR.dcm"], []),
     "audio (consult clip)": ("What should the doctor ask next?", [], ["sample:consult"]),
 }
+LLMS = ("embedded", "embedded-0.5b", "embedded-small")
+BACKENDS = ("llamacpp", "transformers")
 
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def phase_load() -> dict:
+def _config(llm: str, backend: str, max_new_tokens: int = 64):
+    from multimodal.config import StackConfig
+
+    return StackConfig(llm=llm, backend=backend, max_new_tokens=max_new_tokens)
+
+
+def phase_load(llm: str, backend: str) -> dict:
     from multimodal.pipeline import Assistant
 
     t0 = time.perf_counter()
-    Assistant.load()
+    Assistant.load(_config(llm, backend))
     return {"load_s": time.perf_counter() - t0, "peak_rss_mb": _peak_rss_mb()}
 
 
-def phase_prompts(max_new_tokens: int) -> dict:
-    from multimodal.config import StackConfig
+def phase_prompts(llm: str, backend: str, max_new_tokens: int) -> dict:
     from multimodal.pipeline import Assistant
     from multimodal.samples import consult_clip
 
     consult_clip()  # synthesize the sample outside the timed region
     t0 = time.perf_counter()
-    assistant = Assistant.load(StackConfig(max_new_tokens=max_new_tokens))
+    assistant = Assistant.load(_config(llm, backend, max_new_tokens))
     out = {"load_s": time.perf_counter() - t0, "prompts": {}}
+    assistant.answer("Warm-up.", max_new_tokens=2, guard=False)  # first-call allocations, outside the table
     for name, (question, images, audios) in PROMPTS.items():
-        assistant.answer(question, images, audios)
+        assistant.answer(question, images, audios, guard=False)
         t = assistant.last_timings
         out["prompts"][name] = {"ttft_s": t.first_token_s, "tok_s": t.tokens_per_s, "tokens": t.new_tokens,
                                 "inputs_s": t.inputs_s, "tools_s": t.tools_s, "total_s": t.total_s}
@@ -58,52 +69,104 @@ def phase_prompts(max_new_tokens: int) -> dict:
     return out
 
 
-def _cpu_name() -> str:
+def phase_raw(llm: str, max_new_tokens: int) -> dict:
+    """Raw llama-cpp-python on the same GGUF and messages: the ceiling our backend is measured against."""
+    import llama_cpp
+
+    from multimodal.backbone import resolve_gguf
+    from multimodal.prompt import chat_messages
+
+    llama = llama_cpp.Llama(model_path=str(resolve_gguf(llm)), n_ctx=4096, n_threads=os.cpu_count(),
+                            n_threads_batch=os.cpu_count(), verbose=False)
+    messages = chat_messages([], PROMPTS["text"][0])
+    # Warm up on another question, as our path does: both then reuse the cached system prompt, nothing more.
+    llama.create_chat_completion(messages=chat_messages([], "Warm-up."), max_tokens=2, temperature=0.0)
+    t0 = time.perf_counter()
+    first, tokens = None, 0
+    for chunk in llama.create_chat_completion(messages=messages, max_tokens=max_new_tokens, temperature=0.0,
+                                              repeat_penalty=1.0, stream=True):
+        if chunk["choices"][0]["delta"].get("content"):
+            tokens += 1
+            first = first or time.perf_counter()
+    end = time.perf_counter()
+    return {"ttft_s": first - t0, "tok_s": (tokens - 1) / (end - first) if tokens > 1 else 0.0, "tokens": tokens,
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def _cpu() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
+            info = f.read()
+    except OSError:
         return platform.processor() or platform.machine()
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile") if f in flags]
+    return f"{name}; {', '.join(shown) or 'no AVX2'}"
 
 
 def _run_phase(args: list[str], env: dict | None = None) -> dict:
     proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, check=True)
+                          env={**os.environ, **(env or {})})
+    if proc.returncode != 0:
+        raise RuntimeError(f"phase {args} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--phase", choices=["load", "prompts"], help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["load", "prompts", "raw"], help=argparse.SUPPRESS)
+    parser.add_argument("--llm", action="append", help=f"embedded LLM(s) (default: {', '.join(LLMS)})")
+    parser.add_argument("--backend", action="append", help=f"backend(s) (default: {', '.join(BACKENDS)})")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--skip-cold", action="store_true", help="skip the empty-cache first start")
     args = parser.parse_args(argv)
-    if args.phase == "load":
-        print(json.dumps(phase_load()))
-        return 0
-    if args.phase == "prompts":
-        print(json.dumps(phase_prompts(args.max_new_tokens)))
+    llms, backends = args.llm or list(LLMS), args.backend or list(BACKENDS)
+    if args.phase:
+        llm, backend = llms[0], backends[0]
+        result = {"load": lambda: phase_load(llm, backend),
+                  "prompts": lambda: phase_prompts(llm, backend, args.max_new_tokens),
+                  "raw": lambda: phase_raw(llm, args.max_new_tokens)}[args.phase]()
+        print(json.dumps(result))
         return 0
 
-    rows = []
+    common = ["--max-new-tokens", str(args.max_new_tokens)]
+    rows, ratios = [], []
     if not args.skip_cold:
         with tempfile.TemporaryDirectory() as cache:
-            cold = _run_phase(["--phase", "load"], {"MEDANY_CACHE": cache})
-        rows.append(("first start (empty cache)", f"{cold['load_s']:.1f} s", "", "", f"{cold['peak_rss_mb']:.0f}"))
-    _run_phase(["--phase", "load"])  # make sure the default cache is warm
-    warm = _run_phase(["--phase", "prompts", "--max-new-tokens", str(args.max_new_tokens)])
-    rows.append(("warm start", f"{warm['load_s']:.1f} s", "", "", ""))
-    for name, p in warm["prompts"].items():
-        rows.append((f"{name} prompt", f"{p['inputs_s'] + p['tools_s']:.2f} s", f"{p['ttft_s']:.2f} s",
-                     f"{p['tok_s']:.1f}", ""))
-    rows.append(("peak memory, warm process", "", "", "", f"{warm['peak_rss_mb']:.0f}"))
+            cold = _run_phase(["--phase", "load", "--llm", llms[0], "--backend", backends[0]],
+                              {"MEDANY_CACHE": cache})
+        rows.append((llms[0], backends[0], "first start (empty cache)", f"{cold['load_s']:.1f} s", "", "",
+                     f"{cold['peak_rss_mb']:.0f}"))
+    for llm in llms:
+        for backend in backends:
+            pick = ["--llm", llm, "--backend", backend]
+            _run_phase(["--phase", "load", *pick])  # the cache is warm for this stack
+            warm = _run_phase(["--phase", "prompts", *pick, *common])
+            rows.append((llm, backend, "warm start", f"{warm['load_s']:.1f} s", "", "", ""))
+            for name, p in warm["prompts"].items():
+                rows.append((llm, backend, f"{name} prompt", f"{p['inputs_s'] + p['tools_s']:.2f} s",
+                             f"{p['ttft_s']:.2f} s", f"{p['tok_s']:.1f}", ""))
+            rows.append((llm, backend, "peak memory, warm process", "", "", "", f"{warm['peak_rss_mb']:.0f}"))
+            if backend == "llamacpp":
+                raw = _run_phase(["--phase", "raw", "--llm", llm, *common])
+                ours = warm["prompts"]["text"]
+                rows.append((llm, "raw llama-cpp-python", "text prompt (create_chat_completion)", "",
+                             f"{raw['ttft_s']:.2f} s", f"{raw['tok_s']:.1f}", f"{raw['peak_rss_mb']:.0f}"))
+                ratios.append((llm, ours["tok_s"] / raw["tok_s"] if raw["tok_s"] else 0.0,
+                               raw["ttft_s"] / ours["ttft_s"] if ours["ttft_s"] else 0.0))
 
-    print(f"Machine: {os.cpu_count()} CPU cores ({_cpu_name()}), no GPU, torch fp32; "
-          f"{args.max_new_tokens} new tokens max\n")
-    print("| phase | load / preprocessing | time to first token | decode tokens/s | peak RSS (MB) |")
-    print("|---|---|---|---|---|")
+    print(f"Machine: {os.cpu_count()} CPU cores ({_cpu()}), no GPU; llama.cpp built with AVX2/FMA/F16C, "
+          f"AVX-512 off; transformers in fp32; {args.max_new_tokens} new tokens max, greedy\n")
+    print("| LLM | backend | phase | load / preprocessing | time to first token | decode tokens/s | peak RSS (MB) |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    if ratios:
+        print("\n| LLM | our llama.cpp decode speed / raw create_chat_completion | raw TTFT / our TTFT (text) |")
+        print("|---|---|---|")
+        for llm, speed, ttft in ratios:
+            print(f"| {llm} | {speed:.2f} | {ttft:.2f} |")
     return 0
 
 

@@ -15,8 +15,8 @@ from multimodal.io import load_image
 from multimodal.io.limits import DEFAULT_LIMITS, InputLimits
 from multimodal.io.windows import PRESETS
 
-from .common import (LLM_SLOT, error_message, gr, log_event, log_failure, model_names, raise_ui_error,
-                     status_error, status_ok, timed, timing_note, to_display, user_error)
+from .common import (LLM_SLOT, error_message, evidence_markdown, gr, grounded_answer, log_event, log_failure,
+                     model_names, raise_ui_error, status_error, status_ok, timed, timing_note, to_display, user_error)
 from .report import Report, history_to_turns
 from .settings import DemoSettings
 
@@ -170,31 +170,31 @@ class ClinicianWorkspace:
     # -- chat ----------------------------------------------------------------
 
     def chat(self, question, history, study):
-        """Stream the answer about every image of the study: yields (history, question box, note)."""
+        """Stream the answer about every image of the study: yields (history, question box, note, evidence)."""
         question = (question or "").strip()
         history = list(history or [])
         if not question:
             raise user_error("Type a question first.", "No question")
         study = list(study or [])
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
-        yield history, "", "Thinking…"
+        yield history, "", "Thinking…", ""
         answer = ""
         try:
             with timed("clinician.chat", images=len(study)):
                 # Uploads are decoded under this server's limits; bundled samples are trusted server files.
                 images = [load_image(e["path"], limits=DEFAULT_LIMITS if e.get("bundled") else self.limits)
                           for e in study]
-                for piece in self.assistant.stream(question, images=images):
-                    answer += piece
+                for answer in grounded_answer(self.assistant, question, images=images):
                     history[-1] = {"role": "assistant", "content": answer}
-                    yield history, "", "Answering…"
+                    yield history, "", "Answering…", ""
         except Exception as exc:
             raise_ui_error("clinician.chat", exc)
         if not answer.strip():
             history[-1] = {"role": "assistant", "content": "(no answer was generated)"}
         t = self.assistant.last_timings
-        log_event("clinician.answer", tokens=t.new_tokens, seconds=t.total_s)
-        yield history, "", timing_note(self.assistant)
+        log_event("clinician.answer", tokens=t.new_tokens, seconds=t.total_s,
+                  revised=int(self.assistant.last_answer.revised))
+        yield history, "", timing_note(self.assistant), evidence_markdown(self.assistant.last_answer)
 
     def export(self, history, study):
         """Write the conversation as Markdown + JSON; returns the two file paths."""
@@ -241,6 +241,7 @@ class ClinicianWorkspace:
                     clear_chat = g.Button("Clear chat", variant="secondary")
                     export = g.Button("Export report", variant="secondary", elem_id="clinician-export")
                 note = g.Markdown(elem_classes=["medany-note"], elem_id="clinician-note")
+                evidence = g.Markdown(elem_classes=["medany-evidence"], elem_id="clinician-evidence")
                 g.Examples(EXAMPLE_QUESTIONS, inputs=[question], label="Example questions")
                 report_files = g.File(label="Report (Markdown and JSON)", file_count="multiple",
                                       interactive=False, visible=True, elem_id="clinician-report")
@@ -254,9 +255,9 @@ class ClinicianWorkspace:
         preset.input(self.rewindow, [selector, preset, center, width, study], view_out, api_name="clinician_window")
         center.release(self.slide, [selector, center, width, study], view_out, api_visibility="undocumented")
         width.release(self.slide, [selector, center, width, study], view_out, api_visibility="undocumented")
-        chat_args = dict(fn=self.chat, inputs=[question, chatbot, study], outputs=[chatbot, question, note],
+        chat_args = dict(fn=self.chat, inputs=[question, chatbot, study], outputs=[chatbot, question, note, evidence],
                          concurrency_id=LLM_SLOT)
         ask.click(api_name="clinician_chat", **chat_args)
         question.submit(api_visibility="undocumented", **chat_args)
-        clear_chat.click(lambda: ([], ""), None, [chatbot, note], api_visibility="undocumented")
+        clear_chat.click(lambda: ([], "", ""), None, [chatbot, note, evidence], api_visibility="undocumented")
         export.click(self.export, [chatbot, study], [report_files], api_name="clinician_export")

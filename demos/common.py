@@ -8,6 +8,7 @@ server log holds no patient data.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from contextlib import contextmanager
 
@@ -128,3 +129,52 @@ def sample_copy(ref: str) -> str:
     target = Path(tempfile.mkdtemp(prefix="medany-sample-")) / source.name
     shutil.copyfile(source, target)
     return str(target)
+
+
+def grounded_answer(assistant, question: str, *, images=(), audios=(), context=()):
+    """Stream an answer held to its evidence: yields the answer text so far.
+
+    When the grounding check flags the finished draft, the assistant answers
+    again with the correction and the new text replaces the draft in the page;
+    if that one still contradicts the evidence its offending sentences are
+    dropped (``assistant.last_answer`` says what happened).
+    """
+    text = ""
+    for piece in assistant.stream(question, images=images, audios=audios, context=context):
+        text += piece
+        yield text
+    if assistant.last_answer.grounding.ok:
+        return
+    yield text + "\n\n*Checking this answer against the evidence…*"
+    text = ""
+    for piece in assistant.revise():
+        text += piece
+        yield text
+    yield assistant.last_answer.text
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+
+
+def md_escape(text: str) -> str:
+    """``text`` shown literally in Markdown (transcripts and labels are data, not markup)."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def evidence_markdown(answer) -> str:
+    """The evidence beside an answer, and whether the answer keeps to it."""
+    if answer is None:
+        return ""
+    lines = ["**Evidence** (what MedAny's tools found; the answer is held to it)", ""]
+    lines += [f"- **{md_escape(e.label)}** ({e.source}): {md_escape(e.text)}" for e in answer.evidence] or \
+        ["- (none: the question alone)"]
+    g = answer.grounding
+    lines.append("")
+    if answer.revised:
+        lines.append("⚠️ The first answer contradicted the evidence; MedAny answered again.")
+    if g.ok:
+        lines.append(f"✓ Consistent with the evidence ({g.checked} statement(s) checked).")
+    else:
+        said = "; ".join(md_escape(i.describe()) for i in g.issues)
+        lines.append(f"⚠️ Sentences that contradicted the evidence were removed ({said}).")
+    return "\n".join(lines)

@@ -2,8 +2,10 @@
 
 The recording (microphone or file) is decoded and transcribed once with the
 speech encoder's own Whisper decoder; the answer is then asked with that
-transcript as context (and with the audio itself when a trained audio
-projector is installed). The reply can be spoken offline with espeak-ng.
+transcript, as the clinician may have corrected it, as evidence (and with the
+audio's projected tokens when a trained audio projector is installed; its
+transcript is then not read a second time). The reply can be spoken offline
+with espeak-ng.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (LLM_SLOT, gr, log_event, model_names, raise_ui_error, sample_copy, status_ok, timed, timing_note,
-                     user_error)
+from .common import (LLM_SLOT, evidence_markdown, gr, grounded_answer, log_event, model_names, raise_ui_error,
+                     sample_copy, status_ok, timed, timing_note, user_error)
 from .report import Report
 from .settings import DemoSettings
 
@@ -28,9 +30,17 @@ def clock(seconds: float) -> str:
 
 
 def transcript_text(rows) -> str:
-    """Transcript rows -> ``[0:00.0-0:04.2] text`` lines for the prompt."""
+    """Transcript rows -> the spoken words, segment after segment."""
     rows = rows.values.tolist() if hasattr(rows, "values") else (rows or [])
-    return "\n".join(f"[{r[0]}-{r[1]}] {r[2]}" for r in rows if len(r) > 2 and str(r[2]).strip())
+    return " ".join(str(r[2]).strip() for r in rows if len(r) > 2 and str(r[2]).strip())
+
+
+def consult_evidence(text: str):
+    """The consultation's transcript as evidence (:mod:`multimodal.evidence`)."""
+    from multimodal.evidence import transcript_evidence
+    from multimodal.prompt import transcript_summary
+
+    return transcript_evidence("Consultation", transcript_summary("recording", text), text)
 
 
 class ConsultWorkspace:
@@ -66,26 +76,26 @@ class ConsultWorkspace:
         return rows or [["0:00.0", clock(clip.duration_s), ""]], status
 
     def answer(self, audio, transcript, question):
-        """Stream the answer: yields (answer markdown, note)."""
+        """Stream the answer: yields (answer markdown, note, evidence)."""
         question = (question or "").strip() or DEFAULT_QUESTION
         text = transcript_text(transcript)
         if not text and not audio:
             raise user_error("Record or upload a consultation, then transcribe it.", "No consultation")
-        prompt = f"Consultation transcript:\n{text}\n\n{question}" if text else question
         attach = audio and self.assistant.projects("audio")
         answer = ""
-        yield "", "Thinking…"
+        yield "", "Thinking…", ""
         try:
             with timed("consult.answer", audios=int(bool(attach))):
                 from multimodal.io import load_audio
 
                 audios = [load_audio(audio, limits=self.limits)] if attach else []
-                for piece in self.assistant.stream(prompt, audios=audios):
-                    answer += piece
-                    yield answer, "Answering…"
+                context = [consult_evidence(text)] if text else []
+                for answer in grounded_answer(self.assistant, question, audios=audios, context=context):
+                    yield answer, "Answering…", ""
         except Exception as exc:
             raise_ui_error("consult.answer", exc)
-        yield answer.strip() or "(no answer was generated)", timing_note(self.assistant)
+        yield (answer.strip() or "(no answer was generated)", timing_note(self.assistant),
+               evidence_markdown(self.assistant.last_answer))
 
     def speak(self, answer, enabled):
         """The answer as speech (sample rate, int16 samples), or None when switched off."""
@@ -132,6 +142,7 @@ class ConsultWorkspace:
                     export = g.Button("Export report", variant="secondary")
                 answer = g.Markdown(elem_id="consult-answer-text", elem_classes=["medany-answer"])
                 note = g.Markdown(elem_classes=["medany-note"])
+                evidence = g.Markdown(elem_classes=["medany-evidence"], elem_id="consult-evidence")
                 spoken = g.Audio(label="Spoken answer", type="numpy", interactive=False, elem_id="consult-spoken")
                 files = g.File(label="Report (Markdown and JSON)", file_count="multiple", interactive=False)
 
@@ -143,7 +154,7 @@ class ConsultWorkspace:
                     api_visibility="undocumented")
         transcribe.click(self.transcribe, [audio], [transcript, status], api_name="consult_transcribe",
                          concurrency_id=LLM_SLOT)
-        ask.click(self.answer, [audio, transcript, question], [answer, note], api_name="consult_answer",
+        ask.click(self.answer, [audio, transcript, question], [answer, note, evidence], api_name="consult_answer",
                   concurrency_id=LLM_SLOT) \
             .success(self.speak, [answer, speak], [spoken], api_name="consult_speak")
         export.click(self.export, [transcript, question, answer], [files], api_name="consult_export")

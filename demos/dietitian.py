@@ -11,9 +11,9 @@ for scans and leaves colour photos alone).
 
 from __future__ import annotations
 
-from .common import (LLM_SLOT, gr, log_event, model_names, raise_ui_error, sample_copy, status_error, status_ok, timed,
-                     user_error)
-from .nutrition import describe_for_prompt, food_names, lookup, meal_totals, summary_headers, summary_table
+from .common import (LLM_SLOT, evidence_markdown, gr, grounded_answer, log_event, model_names, raise_ui_error,
+                     sample_copy, status_error, status_ok, timed, user_error)
+from .nutrition import food_names, lookup, meal_evidence, meal_totals, summary_headers, summary_table
 from .report import Report
 from .settings import DemoSettings
 
@@ -21,6 +21,15 @@ SAMPLE_MEAL = "sample:fruits.jpg"
 MIN_CONFIDENCE = 0.02  # below this an ImageNet food guess is noise
 PORTION_HEADERS = ["Food", "Grams"]
 DEFAULT_GOAL = "Adult with type 2 diabetes and high blood pressure; aims for a low-sodium diet."
+ADVICE_QUESTION = ("As a dietitian, give three short, practical suggestions for this meal, quoting the meal's "
+                   "numbers exactly as given.")
+
+
+def advice_context(summary, goal: str | None) -> list:
+    """The evidence an advice request carries: the meal's nutrient table and the patient's context."""
+    from multimodal.evidence import note_evidence
+
+    return [meal_evidence(summary), note_evidence("Patient", (goal or "").strip() or "adult, no details given")]
 
 
 def _pairs(result) -> list[tuple[str, float]]:
@@ -144,29 +153,27 @@ class DietitianWorkspace:
         return summary_table(summary), note
 
     def advise(self, table, goal, photo):
-        """Stream advice that uses the computed numbers."""
+        """Stream advice that quotes the computed numbers: yields (advice, evidence)."""
         try:
             summary = meal_totals(_portions(table))
         except Exception as exc:
             raise_ui_error("dietitian.advise", exc)
         if not summary.rows:
             raise user_error("Add at least one food with its grams first.", "Empty meal")
-        question = (f"{describe_for_prompt(summary)}\nPatient: {(goal or '').strip() or 'adult, no details given'}.\n"
-                    "As a dietitian, give three short, practical suggestions for this meal using these numbers.")
         attach = photo and self.assistant.projects("image")
         answer = ""
-        yield "Thinking…"
+        yield "Thinking…", ""
         try:
             with timed("dietitian.advise", foods=len(summary.rows)):
                 from multimodal.io import load_image
 
                 images = [load_image(photo, limits=self.limits)] if attach else []
-                for piece in self.assistant.stream(question, images=images):
-                    answer += piece
-                    yield answer
+                for answer in grounded_answer(self.assistant, ADVICE_QUESTION, images=images,
+                                              context=advice_context(summary, goal)):
+                    yield answer, ""
         except Exception as exc:
             raise_ui_error("dietitian.advise", exc)
-        yield answer.strip() or "(no advice was generated)"
+        yield answer.strip() or "(no advice was generated)", evidence_markdown(self.assistant.last_answer)
 
     def export(self, table, goal, advice):
         summary = meal_totals(_portions(table))
@@ -206,6 +213,7 @@ class DietitianWorkspace:
                     advise = g.Button("Get advice", variant="primary", elem_id="dietitian-advise")
                     export = g.Button("Export report", variant="secondary")
                 advice = g.Markdown(label="Advice", elem_id="dietitian-advice", elem_classes=["medany-answer"])
+                evidence = g.Markdown(elem_id="dietitian-evidence", elem_classes=["medany-evidence"])
                 files = g.File(label="Report (Markdown and JSON)", file_count="multiple", interactive=False)
                 g.Markdown("Figures per 100 g from USDA FoodData Central (public domain); each row's FDC id is in "
                            "the exported report. Recognition uses a general ImageNet model: always check the foods.",
@@ -216,6 +224,6 @@ class DietitianWorkspace:
         recognize.click(self.recognize, [photo], [labels, portions, status], api_name="dietitian_recognize")
         add.click(self.add_food, [pick, grams, portions], [portions], api_name="dietitian_add")
         portions.change(self.totals, [portions], [nutrients, unknown], api_name="dietitian_totals")
-        advise.click(self.advise, [portions, goal, photo], [advice], api_name="dietitian_advise",
+        advise.click(self.advise, [portions, goal, photo], [advice, evidence], api_name="dietitian_advise",
                      concurrency_id=LLM_SLOT)
         export.click(self.export, [portions, goal, advice], [files], api_name="dietitian_export")

@@ -36,6 +36,10 @@ NUTRIENTS: tuple[tuple[str, str, str], ...] = (
     ("potassium_mg", "Potassium", "mg"),
 )
 NUTRIENT_KEYS = tuple(key for key, _, _ in NUTRIENTS)
+# US FDA Daily Values for adults and children 4+ (21 CFR 101.9(c), 2016 rule; energy: the 2,000 kcal reference
+# diet). Written beside each total so advice can put a number in context without computing one.
+DAILY_VALUES = {"energy_kcal": 2000, "protein_g": 50, "fat_g": 78, "carbohydrate_g": 275, "fibre_g": 28,
+                "sodium_mg": 2300, "potassium_mg": 4700}
 MAX_PORTION_G = 5000.0  # 5 kg on one plate is a typo, not a meal
 
 
@@ -171,18 +175,36 @@ def summary_headers() -> list[str]:
     return ["Food", "Grams"] + [f"{label} ({unit})" for _, label, unit in NUTRIENTS]
 
 
+def daily_value_percent(key: str, total: float) -> int:
+    """``total`` as a whole percentage of its FDA Daily Value (as printed on a food label)."""
+    return round(100.0 * total / DAILY_VALUES[key])
+
+
 def describe_for_prompt(summary: MealSummary) -> str:
-    """The meal as plain text for the LLM: portions, totals, and what could not be counted."""
+    """The meal as plain text for the LLM: portions, totals with their share of the daily value, what is missing.
+
+    Every number an answer may need is written here, rounded as the table
+    shows it, so advice quotes numbers instead of computing them.
+    """
     if not summary.rows and not summary.unknown:
         return "No foods were entered."
     lines = []
     if summary.rows:
         lines.append("Meal: " + ", ".join(f"{r['food']} {r['grams']:.0f} g" for r in summary.rows) + ".")
-        totals = ", ".join(f"{label.lower()} {_fmt(summary.totals[k], u)} {u}" for k, label, u in NUTRIENTS)
+        totals = "; ".join(f"{label.lower()} {_fmt(summary.totals[k], u)} {u} "
+                           f"({daily_value_percent(k, summary.totals[k])}% of the {DAILY_VALUES[k]} {u} daily value)"
+                           for k, label, u in NUTRIENTS)
         lines.append(f"Totals (USDA FoodData Central): {totals}.")
     if summary.unknown:
         lines.append("Not in the nutrient table (not counted): " + ", ".join(summary.unknown) + ".")
     return "\n".join(lines)
+
+
+def meal_evidence(summary: MealSummary):
+    """The meal's nutrient table as evidence (:mod:`multimodal.evidence`): its foods and every number."""
+    from multimodal.evidence import note_evidence
+
+    return note_evidence("Nutrient table", describe_for_prompt(summary), source="nutrients")
 
 
 def food_names(table: Mapping[str, Food] | None = None) -> list[str]:

@@ -22,8 +22,12 @@ from .errors import InputError, MedAnyError
 
 
 def chat(question: str, images: Sequence[str] = (), audios: Sequence[str] = (), config: StackConfig | None = None,
-         show_timings: bool = False, out=None) -> int:
-    """Stream the answer to ``question`` about ``images``/``audios`` to ``out`` (stdout)."""
+         show_timings: bool = False, show_evidence: bool = False, out=None) -> int:
+    """Stream the answer to ``question`` about ``images``/``audios`` to ``out`` (stdout).
+
+    An answer that contradicts its evidence is answered again (said on stderr);
+    ``show_evidence`` prints the evidence and the grounding check to stderr.
+    """
     from .pipeline import Assistant
 
     out = out or sys.stdout
@@ -32,6 +36,20 @@ def chat(question: str, images: Sequence[str] = (), audios: Sequence[str] = (), 
         out.write(piece)
         out.flush()
     out.write("\n")
+    if not assistant.last_answer.grounding.ok:
+        issues = "; ".join(i.describe() for i in assistant.last_answer.grounding.issues)
+        print(f"[that answer {issues}: answering again, held to the evidence]", file=sys.stderr)
+        for _ in assistant.revise():
+            pass
+        out.write(assistant.last_answer.text + "\n")
+    if show_evidence:
+        answer = assistant.last_answer
+        print("[evidence]", file=sys.stderr)
+        for e in answer.evidence:
+            print(f"  {e.line}", file=sys.stderr)
+        g = answer.grounding
+        print(f"[grounding: {'consistent' if g.ok else 'contradicting sentences removed'}, {g.checked} statement(s) "
+              f"checked{', revised' if answer.revised else ''}]", file=sys.stderr)
     if show_timings:
         t = assistant.last_timings
         print(f"[inputs {t.inputs_s:.2f} s, tools {t.tools_s:.2f} s, first token {t.first_token_s:.2f} s, "
@@ -205,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", action="append", default=[], help="image or DICOM file (repeatable); sample:RG1_UNCR.dcm")
     p.add_argument("--audio", action="append", default=[], help="audio file (repeatable); sample:consult")
     p.add_argument("--timings", action="store_true", help="print load and generation timings to stderr")
+    p.add_argument("--evidence", action="store_true", help="print the evidence and the grounding check to stderr")
     _add_stack_args(p)
 
     p = sub.add_parser("info", help="show the resolved models, sources and sizes")
@@ -258,7 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "chat":
-            return chat(args.question, args.image, args.audio, _stack_config(args), show_timings=args.timings)
+            return chat(args.question, args.image, args.audio, _stack_config(args), show_timings=args.timings,
+                        show_evidence=args.evidence)
         if args.command == "info":
             return info(_stack_config(args))
         if args.command == "demo":

@@ -20,7 +20,7 @@ from . import terms
 WORD_NUMBERS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())} | {"thirty": 30, "forty": 40, "fifty": 50, "a couple of": 2,
-                                                    "a": 1, "an": 1, "a few": 3, "several": 3}
+                                                    "a": 1, "an": 1}  # "several days" states no number
 _NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|(?<![\w.])\d+(?:\.\d+)?(?![\w])")
 _UNITS = "hour|day|week|month|year"
 _DURATION = re.compile(

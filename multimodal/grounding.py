@@ -11,7 +11,10 @@ Three rules, each conservative enough to run on every answer:
    modality, body part, food, symptom or medicine must be one the evidence
    states, never one it lists as less likely (a classifier's runner-up), when
    the evidence has facts of that category. Negated mentions ("not a trifle")
-   do not count. Advice ("a CT may be needed") is not a claim.
+   do not count. Advice ("a CT may be needed") is not a claim. A finding
+   ("pneumonia", "a mass", "no abnormalities") claimed about an image always
+   contradicts the evidence: no embedded model reads pixels medically, so the
+   evidence never states one, and "no fracture" is as much a claim as "a fracture".
 3. **Durations are the patient's.** A duration in such a claim sentence must be
    one the transcript gives.
 
@@ -33,13 +36,15 @@ from .evidence import Evidence, durations_in
 UNIT = (r"(?:%|percent|per\s?cent|kcal|kilocalories|calories|cal|mg|milligrams?|mcg|µg|micrograms?|g|grams?|kg|"
         r"°\s?[CF]|degrees?)")
 _QUOTED = re.compile(rf"(?<![\w.])(\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?)\s?{UNIT}(?![\w])", re.IGNORECASE)
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+(?=\s|$)|\n|$)")
+_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?![.!?]*(?:\s|$)))+(?:[.!?]+(?=\s|$)|\n|$)")  # "6.2 g" stays whole
 _ABOUT = (r"(?:this|the|your|that|these)\s+(?:[\w-]+\s+){0,2}?(?:image|images|photo|photograph|picture|film|study|"
-          r"scan|radiograph|x-ray|xray|plate|meal|dish|food|recording|transcript|consultation|classifier)")
+          r"scan|radiograph|x-ray|xray|plate|meal|dish|food|recording|transcript|consultation|classifier|findings|"
+          r"examination|exam|results?)")
 _SHOWS = (r"(?:is|are|was|shows?|showing|depicts?|contains?|includes?|appears?|looks?|seems?|features?|has|have|"
-          r"sees?|identified|recogni[sz]ed|detected|consists?|mentions?|names?|says?|of)")
+          r"sees?|identified|recogni[sz]ed|detected|consists?|mentions?|names?|says?|indicates?|suggests?|reveals?|"
+          r"demonstrates?|confirms?)")
 _CLAIM = re.compile(
-    rf"\b{_ABOUT}\b[^.!?]*?\b{_SHOWS}\b"
+    rf"\b{_ABOUT}\s+(?:[\w-]+\s+){{0,3}}?{_SHOWS}\b"
     r"|^\s*(?:it|this)\s*(?:is|'s|looks|appears|seems|shows)\b"
     r"|\b(?:patient|you|they|he|she)\s+(?:[\w-]+\s+){0,2}?(?:mention\w*|report\w*|sa(?:y|ys|id)|describ\w*|complain\w*|"
     r"ha(?:s|d|ve)|experienc\w*|suffer\w*|t(?:ook|ake|aking)|been|fe(?:el|lt|eling)|is having|are having)\b",
@@ -48,6 +53,7 @@ _CONDITIONAL = re.compile(r"^\s*(?:if|when|should|unless)\b|\b(?:if|unless)\b[^,
 _NEGATION = re.compile(r"\b(?:not|no|never|nor|neither|without|rather than|instead of|unlikely|rule out|ruled out|"
                        r"isn't|aren't|wasn't|doesn't|don't|didn't)\b(?:\W+\w+){0,3}\W*$", re.IGNORECASE)
 CHECKED = ("modality", "body_part", "food", "symptom", "medicine")
+IMAGE_SOURCES = ("dicom", "classifier", "attachment")
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,10 @@ def check(answer: str, evidence: Sequence[Evidence]) -> Grounding:
                 result.checked += 1
                 if name in weaker[category] or not _stated(category, name, facts[category]):
                     result.issues.append(Issue(category, phrase, tuple(sorted(facts[category])), sentence))
+        if any(e.source in IMAGE_SOURCES for e in evidence):
+            for start, name, phrase in terms.mentions(sentence, table["finding"]):
+                result.checked += 1
+                result.issues.append(Issue("finding", phrase, (), sentence))
         if facts["duration"]:
             for said in durations_in(sentence):
                 result.checked += 1

@@ -143,9 +143,10 @@ class Assistant:
         items = [PlanItem("image", i, image, self.image_evidence(image, i),
                           self.projects("image") and self.projects_image(image))
                  for i, image in enumerate(request.images, 1)]
-        items += [PlanItem("audio", i, clip, self.audio_evidence(clip, i), self.projects("audio"))
-                  for i, clip in enumerate(request.audios, 1)]
         notes = [c if isinstance(c, Evidence) else note_evidence("Context", str(c)) for c in context]
+        given = any(n.source == "transcript" for n in notes)  # a caller's (corrected) transcript replaces Whisper's
+        items += [PlanItem("audio", i, clip, self.audio_evidence(clip, i, transcribe=not given), self.projects("audio"))
+                  for i, clip in enumerate(request.audios, 1)]
         return PromptPlan(items, notes, request.question)
 
     def build_messages(self, request: Request, context: Sequence[Evidence | str] = (),
@@ -199,15 +200,18 @@ class Assistant:
                     return note_evidence(label, classifier_summary(said), source="classifier")
         return Evidence("attachment", label, NO_DESCRIPTION)
 
-    def audio_evidence(self, clip: AudioClip, index: int = 1) -> Evidence:
-        """What the LLM is told about ``clip``: its duration and Whisper's transcript (or that it is silent)."""
+    def audio_evidence(self, clip: AudioClip, index: int = 1, transcribe: bool = True) -> Evidence:
+        """What the LLM is told about ``clip``: its duration and Whisper's transcript (or that it is silent).
+
+        ``transcribe=False`` leaves the transcript out (the caller gives one as context).
+        """
         from .io.audio import is_audible
 
         label = media_label("audio", index)
         head = f"recording ({clip.duration_s:.1f} s)"
         if not is_audible(clip.samples):
             return Evidence("attachment", label, f"{head}, silent: no speech was heard")  # Whisper invents words
-        if self.config.use_tools and self.speech is not None and hasattr(self.speech, "describe"):
+        if transcribe and self.config.use_tools and self.speech is not None and hasattr(self.speech, "describe"):
             transcript = self.speech.describe(clip).strip()
             return transcript_evidence(label, transcript_summary(head, transcript), transcript)
         return Evidence("attachment", label, head)

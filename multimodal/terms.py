@@ -15,8 +15,10 @@ import re
 from functools import lru_cache
 
 MODALITIES: dict[str, tuple[str, ...]] = {
-    "CR": ("CR", "computed radiography", "radiograph", "radiography", "x-ray", "xray", "x ray", "plain film"),
-    "DX": ("DX", "digital radiography", "radiograph", "radiography", "x-ray", "xray", "x ray", "plain film"),
+    "CR": ("CR", "computed radiography", "radiograph", "radiographs", "radiography", "x-ray", "x-rays", "xray",
+           "x ray", "plain film"),
+    "DX": ("DX", "digital radiography", "radiograph", "radiographs", "radiography", "x-ray", "x-rays", "xray",
+           "x ray", "plain film"),
     "CT": ("CT", "computed tomography", "CAT scan", "CT scan"),
     "MR": ("MR", "MRI", "magnetic resonance"),
     "US": ("US", "ultrasound", "sonography", "sonogram", "ultrasonography"),
@@ -99,6 +101,32 @@ MEDICINES: dict[str, tuple[str, ...]] = {
 }
 
 
+# What an image shows. No embedded model reads pixels medically, so evidence never states a finding:
+# an answer that claims one about an attachment (normal or not) claims what nobody saw.
+FINDINGS: dict[str, tuple[str, ...]] = {
+    "pneumonia": ("pneumonia",),
+    "mass": ("mass", "masses", "tumour", "tumor", "tumours", "tumors", "malignancy", "cancer", "carcinoma"),
+    "nodule": ("nodule", "nodules"),
+    "fracture": ("fracture", "fractures", "fractured", "broken bone"),
+    "effusion": ("effusion", "effusions", "pleural fluid"),
+    "pneumothorax": ("pneumothorax", "collapsed lung"),
+    "cardiomegaly": ("cardiomegaly", "enlarged heart"),
+    "opacity": ("opacity", "opacities", "shadowing", "infiltrate", "infiltrates"),
+    "consolidation": ("consolidation",),
+    "oedema": ("oedema", "edema"),
+    "atelectasis": ("atelectasis",),
+    "lesion": ("lesion", "lesions", "cyst", "cysts"),
+    "stone": ("stone", "stones", "calculus", "calculi"),
+    "haemorrhage": ("haemorrhage", "hemorrhage", "bleed", "bleeding"),
+    "inflammation": ("inflammation", "inflamed", "infection"),
+    "emphysema": ("emphysema",),
+    "fibrosis": ("fibrosis", "scarring"),
+    "dislocation": ("dislocation", "dislocated"),
+    "arthritis": ("arthritis", "degenerative change", "degenerative changes"),
+    "normal": ("normal", "unremarkable", "abnormality", "abnormalities", "healthy lungs", "clear lungs"),
+}
+
+
 def foods() -> dict[str, tuple[str, ...]]:
     """The classifier's food names (plural forms too)."""
     from encoders.imagenet_foods import IMAGENET_FOODS
@@ -116,7 +144,7 @@ def _plural(name: str) -> str:
 
 def categories() -> dict[str, dict[str, tuple[str, ...]]]:
     return {"modality": MODALITIES, "body_part": BODY_PARTS, "symptom": SYMPTOMS, "medicine": MEDICINES,
-            "food": foods()}
+            "food": foods(), "finding": FINDINGS}
 
 
 @lru_cache(maxsize=4096)

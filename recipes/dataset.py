@@ -47,8 +47,8 @@ def generator_main(argv: list[str] | None, *, prog: str, description: str, out_h
                    make_dataset, n_train: int, n_eval: int, styles: tuple[str, ...] = ()) -> int:
     """The command line shared by the recipes' ``make_data`` modules: ``OUT [--n-train N] [--n-eval M] [--seed S]``.
 
-    ``styles`` (first is the default) adds ``--style`` and ``--llm`` (the LLM an assistant-style
-    set is written for), passed on to ``make_dataset``.
+    ``styles`` (first is the default) adds ``--style``, ``--llm`` (the LLM an assistant-style set
+    is written for) and ``--backend`` (which runs it), passed on to ``make_dataset``.
     """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("out", help=out_help)
@@ -58,8 +58,11 @@ def generator_main(argv: list[str] | None, *, prog: str, description: str, out_h
     if styles:
         parser.add_argument("--style", choices=styles, default=styles[0], help="record format")
         parser.add_argument("--llm", default="embedded-small", help="LLM that answers the distilled questions")
+        parser.add_argument("--backend", default="transformers", choices=["transformers", "auto"],
+                            help="backend of those answers: transformers (the LLM as training sees it) or auto "
+                                 "(llama.cpp for GGUF LLMs: as the assistant answers, and fast enough for 1.5B)")
     args = parser.parse_args(argv)
-    extra = {"style": args.style, "llm": args.llm} if styles else {}
+    extra = {"style": args.style, "llm": args.llm, "backend": args.backend} if styles else {}
     try:
         manifest = make_dataset(args.out, args.n_train, args.n_eval, args.seed, progress=True, **extra)
     except MedAnyError as exc:

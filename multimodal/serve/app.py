@@ -120,7 +120,7 @@ def build_app(assistant, settings: ServeSettings | None = None):
                         usage = value or usage
                         break
                     kind, value = await anext(events)
-                yield sse(chunk(rid, created, chat.model, finish_reason=usage.finish_reason))
+                yield sse(chunk(rid, created, chat.model, finish_reason=usage.finish_reason, report=usage.report))
                 if chat.include_usage:
                     yield sse(chunk(rid, created, chat.model, usage=usage))
                 yield DONE

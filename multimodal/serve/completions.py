@@ -1,7 +1,9 @@
 """One chat completion: the work the queue runs, and its answer as OpenAI objects.
 
 :func:`chat_work` turns a validated request into the generator the worker
-thread drives (the assistant's token stream, stoppable between tokens);
+thread drives (the assistant's token stream, stoppable between tokens; a
+non-streamed answer is held to its evidence and revised when it contradicts
+it, as in the demo);
 :func:`completion` and :func:`chunk` shape the result like OpenAI's
 ``chat.completion`` and ``chat.completion.chunk``; :func:`sse` frames one
 server-sent event.
@@ -20,11 +22,13 @@ DONE = b"data: [DONE]\n\n"
 
 @dataclass
 class Usage:
-    """Token counts and why generation ended (``"stop"`` or ``"length"``)."""
+    """Token counts, why generation ended (``"stop"`` or ``"length"``), and the answer's evidence report."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str = "stop"
+    report: dict | None = None
+    """``{"evidence": [...], "grounding": {...}, "revised": bool}``: sent as the ``medany`` field."""
 
     def as_dict(self) -> dict:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
@@ -40,16 +44,28 @@ def chat_work(assistant, request: ChatRequest, images, audios):
             overrides["max_new_tokens"] = request.max_tokens
         if request.temperature is not None:
             overrides["temperature"] = float(request.temperature)
-        yield from assistant.stream(request.question, images=images, audios=audios, **overrides)
+        if request.stream:  # streamed pieces cannot be taken back: the report says whether they keep to the evidence
+            yield from assistant.stream(request.question, images=images, audios=audios, **overrides)
+        else:
+            yield assistant.answer(request.question, images=images, audios=audios, guard=True, **overrides)
         t = assistant.last_timings  # only this worker thread uses the assistant
         budget = request.max_tokens or assistant.config.max_new_tokens
-        return Usage(t.prompt_tokens, t.new_tokens, "length" if t.new_tokens >= budget else "stop")
+        return Usage(t.prompt_tokens, t.new_tokens, "length" if t.new_tokens >= budget else "stop",
+                     report=evidence_report(assistant.last_answer))
 
     return work
 
 
+def evidence_report(answer) -> dict | None:
+    """What an answer was held to: its evidence lines and the grounding check (``None`` without an answer)."""
+    if answer is None:
+        return None
+    return {"evidence": [e.as_dict() for e in answer.evidence], "grounding": answer.grounding.as_dict(),
+            "revised": answer.revised}
+
+
 def completion(request_id: str, created: int, model: str, text: str, usage: Usage) -> dict:
-    """A non-streamed ``chat.completion`` object."""
+    """A non-streamed ``chat.completion`` object (plus MedAny's ``medany`` evidence report)."""
     return {
         "id": request_id,
         "object": "chat.completion",
@@ -59,18 +75,23 @@ def completion(request_id: str, created: int, model: str, text: str, usage: Usag
                      "logprobs": None, "finish_reason": usage.finish_reason}],
         "usage": usage.as_dict(),
         "system_fingerprint": None,
+        "medany": usage.report,
     }
 
 
 def chunk(request_id: str, created: int, model: str, delta: dict | None = None, finish_reason: str | None = None,
-          usage: Usage | None = None) -> dict:
-    """A ``chat.completion.chunk``; with ``usage`` it is the final usage-only chunk (no choices)."""
+          usage: Usage | None = None, report: dict | None = None) -> dict:
+    """A ``chat.completion.chunk``; with ``usage`` it is the final usage-only chunk (no choices).
+
+    ``report`` (the finish chunk) adds MedAny's ``medany`` evidence report."""
     choices = [] if usage is not None else [{"index": 0, "delta": delta or {}, "logprobs": None,
                                              "finish_reason": finish_reason}]
     out = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model,
            "choices": choices, "system_fingerprint": None}
     if usage is not None:
         out["usage"] = usage.as_dict()
+    if report is not None:
+        out["medany"] = report
     return out
 
 

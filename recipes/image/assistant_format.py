@@ -15,7 +15,9 @@ three kinds of turn, drawn per training image:
 - ``open`` (a quarter): an open clinical question about a DICOM upload,
   answered with what the frozen LLM itself says without image tokens
   (self-distillation), so the projector learns to leave open answers alone;
-  when that answer is empty the turn becomes a ``dicom`` one.
+  when that answer is empty, or contradicts the header line (the grounding
+  check: a frozen LLM that claims "a mass in the left kidney" from a header
+  is not a reply to teach), the turn becomes a ``dicom`` one.
 
 Held-out records are all ``photo`` turns: the case the projector is for.
 """
@@ -25,6 +27,8 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
+from multimodal.evidence import dicom_evidence
+from multimodal.grounding import check
 from multimodal.prompt import chat_messages, dicom_summary, media_line
 from multimodal.template import PLACEHOLDERS
 
@@ -70,10 +74,11 @@ class AssistantFormat:
     ``to_record(shot, how, png)`` is :func:`recipes.image.make_data.make_dataset`'s hook.
     """
 
-    def __init__(self, rng, assistant=None, max_new_tokens: int = 128, llm: str = "embedded-small"):
+    def __init__(self, rng, assistant=None, max_new_tokens: int = 128, llm: str = "embedded-small",
+                 backend: str = "transformers"):
         self.rng = rng
         self.max_new_tokens = max_new_tokens
-        self.llm = llm
+        self.llm, self.backend = llm, backend
         self._open_answers: dict[tuple, str] = {}
         if assistant is not None:
             self.__dict__["assistant"] = assistant
@@ -84,8 +89,8 @@ class AssistantFormat:
         from multimodal.config import StackConfig
         from multimodal.pipeline import Assistant
 
-        # The transformers backend: the frozen LLM exactly as training sees it.
-        return Assistant.load(StackConfig(llm=self.llm, backend="transformers", speech="", image_projector=None))
+        # By default the transformers backend: the frozen LLM exactly as training sees it.
+        return Assistant.load(StackConfig(llm=self.llm, backend=self.backend, speech="", image_projector=None))
 
     def photo_line(self, png: Path) -> str:
         from multimodal.io import load_image
@@ -97,7 +102,9 @@ class AssistantFormat:
         key = (tuple(sorted(fields.items())), question)
         if key not in self._open_answers:
             line = media_line("image", 1, dicom_summary(fields))
-            self._open_answers[key] = frozen_answer(self.assistant, [line], question, max_new_tokens=self.max_new_tokens)
+            reply = frozen_answer(self.assistant, [line], question, max_new_tokens=self.max_new_tokens)
+            grounded = check(reply, [dicom_evidence("Image 1", dicom_summary(fields), fields)]).ok
+            self._open_answers[key] = reply if grounded else ""  # distil only answers that keep to the header
         return self._open_answers[key]
 
     def to_record(self, shot, how: dict, png: Path) -> dict:

@@ -97,7 +97,8 @@ def plan(n_train: int, n_eval: int, seed: int = 0) -> dict[str, list[Shot]]:
 
 
 def make_dataset(out: str | Path, n_train: int, n_eval: int, seed: int = 0, *, progress: bool = False,
-                 style: str = "caption", assistant=None, llm: str = "embedded-small") -> dict:
+                 style: str = "caption", assistant=None, llm: str = "embedded-small",
+                 backend: str = "transformers") -> dict:
     """Render every planned shot under ``out`` and write the splits; returns the manifest.
 
     ``style`` is ``caption`` (one fixed question, ``Field: value`` lines: stage-1
@@ -113,7 +114,7 @@ def make_dataset(out: str | Path, n_train: int, n_eval: int, seed: int = 0, *, p
     if style == "assistant":
         from .assistant_format import AssistantFormat
 
-        to_record = AssistantFormat(seeded(seed, "form"), assistant, llm=llm).to_record
+        to_record = AssistantFormat(seeded(seed, "form"), assistant, llm=llm, backend=backend).to_record
     else:
         def to_record(shot, how, png):
             return shot.record(how)
@@ -135,7 +136,7 @@ def make_dataset(out: str | Path, n_train: int, n_eval: int, seed: int = 0, *, p
         write_split(out / f"{name}.jsonl", recs)
     train_scans, held_scans = split_groups(usable_scans(), seed)
     manifest = {
-        "recipe": "image", "style": style, "seed": seed, **({"llm": llm} if style == "assistant" else {}), "train": n_train, "eval": n_eval,
+        "recipe": "image", "style": style, "seed": seed, **({"llm": llm, "backend": backend} if style == "assistant" else {}), "train": n_train, "eval": n_eval,
         "eval_groups": {g: sum(s.group == g for s in shots["eval"]) for g in GROUPS},
         "usable_dicoms": len(train_scans) + len(held_scans),
         "train_source_groups": sorted({s.group for s in train_scans}),

@@ -39,9 +39,10 @@ def test_clinician_sample_chat_and_export(client, caplog):
     caplog.set_level(logging.INFO, logger="medany.demo")
     outputs = _final(client.submit(QUESTION, [], api_name="/clinician_chat"))
     assert len(outputs) >= 3, "the answer should arrive in several updates"
-    history, box, note = outputs[-1]
+    history, box, note, evidence = outputs[-1]
     assert history[0]["role"] == "user" and history[-1]["role"] == "assistant" and box == ""
     assert "tokens" in note
+    assert "**Evidence**" in evidence and "DICOM modality CR" in evidence and "body part CHEST" in evidence
     assert "clinician.chat" in caplog.text and "Jane" not in caplog.text and "film show" not in caplog.text
 
     md_path, json_path = client.predict(history, api_name="/clinician_export")
@@ -103,8 +104,10 @@ def test_dietitian_totals_recognise_advise_export(client, tmp_path):
 
     table = {"headers": ["Food", "Grams"], "data": [["banana", 120]]}
     outputs = _final(client.submit(table, "low sodium diet", None, api_name="/dietitian_advise"))
-    assert outputs[-1] and len(outputs) >= 2
-    md_path, json_path = client.predict(table, "low sodium diet", outputs[-1], api_name="/dietitian_export")
+    advice, evidence = outputs[-1]
+    assert advice and len(outputs) >= 2
+    assert "**Nutrient table** (nutrients)" in evidence and "banana 120 g" in evidence and "low sodium diet" in evidence
+    md_path, json_path = client.predict(table, "low sodium diet", advice, api_name="/dietitian_export")
     data = json.loads(Path(json_path).read_text())
     assert data["tables"]["Meal nutrients (USDA FoodData Central)"]["rows"][0][0] == "banana"
 
@@ -130,8 +133,9 @@ def test_consult_transcribe_answer_speak_export(client):
 
     outputs = _final(client.submit(handle_file(audio), transcript, "Summarise the complaint.",
                                    api_name="/consult_answer"))
-    answer, note = outputs[-1]
+    answer, note, evidence = outputs[-1]
     assert answer and len(outputs) >= 2
+    assert "**Consultation** (transcript)" in evidence
 
     spoken = client.predict("Please rest and drink fluids.", True, api_name="/consult_speak")
     assert Path(spoken).stat().st_size > 8000  # a second or more of 16 kHz speech

@@ -24,8 +24,10 @@ class RecordingAssistant:
     def projects(self, kind):
         return kind in ("image", "audio")
 
-    def stream(self, question, images=(), audios=()):
+    def stream(self, question, images=(), audios=(), context=()):
         self.requests.append((question, list(images), list(audios)))
+        self.last_answer = SimpleNamespace(grounding=SimpleNamespace(ok=True, checked=0), evidence=list(context),
+                                           revised=False)
         yield "ok"
 
 

@@ -86,3 +86,13 @@ def test_delegated_commands_reach_their_modules(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["deid", "--help"])
     assert exc.value.code == 0 and "--out" in capsys.readouterr().out
+
+
+def test_chat_prints_the_evidence_and_the_grounding_check(tmp_path, capsys):
+    from multimodal.samples import resolve_sample
+
+    rc = cli.main(["chat", "--image", str(resolve_sample("sample:CT_small.dcm")), *TINY, "--evidence", "what is it?"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "[evidence]" in err and "Image 1: DICOM modality CT (computed tomography)" in err
+    assert "[grounding:" in err

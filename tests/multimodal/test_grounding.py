@@ -59,3 +59,16 @@ def test_contradicting_sentences_can_be_dropped():
     assert [i.said for i in g.issues] == ["fever"]
     assert without_unsupported(answer, g) == "The patient reports a headache. Rest and drink water."
     assert sentences("One. Two!\n- three") == ["One.", "Two!", "- three"]
+    assert sentences("It has 6.2 g of fibre. Fine...") == ["It has 6.2 g of fibre.", "Fine..."]
+    assert check("It lasted several hours.", _transcript()).ok  # a vague amount states no duration
+
+
+def test_a_finding_claimed_about_an_image_is_flagged_normal_or_not():
+    meta = {"modality": "US"}
+    ev = [dicom_evidence("Image 1", dicom_summary(meta), meta)]
+    assert [i.said for i in check("The image shows a suspected mass in the left kidney.", ev).issues] == ["mass"]
+    said = check("The findings indicate that there are no significant abnormalities.", ev).issues
+    assert [(i.kind, i.said) for i in said] == [("finding", "abnormalities")]
+    assert check("A radiologist would check for fractures and effusions.", ev).ok  # what to look for, not a claim
+    assert check("On this image, look for signs of pneumonia.", ev).ok
+    assert check("The patient reports pneumonia.", _transcript("I was told I had pneumonia.")).ok  # no image here

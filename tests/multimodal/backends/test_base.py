@@ -29,10 +29,21 @@ def test_sampling_settings_map_to_hf_and_back():
     assert s.hf_kwargs() == {"max_new_tokens": 5, "repetition_penalty": 1.1, "top_k": None, "do_sample": True,
                              "temperature": 0.7, "top_p": 0.9}
     names = [type(p).__name__ for p in logits_processors(s)]
-    assert names == ["RepetitionPenaltyLogitsProcessor", "TemperatureLogitsWarper", "TopPLogitsWarper"]
+    assert names == ["TemperatureLogitsWarper", "TopPLogitsWarper"]
     torch.manual_seed(0)
     logits = torch.tensor([0.0, 5.0, 4.9, -3.0])
     assert {choose_token(logits, [], s, logits_processors(s)) for _ in range(50)} == {1, 2}  # top-p drops 0 and 3
+
+
+def test_repetition_penalty_is_hf_s_formula():
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    from multimodal.backends.base import penalize_repeats
+
+    logits = torch.randn(50)
+    generated = [3, 7, 7, 41, 3]
+    ref = RepetitionPenaltyLogitsProcessor(1.3)(torch.tensor([generated]), logits.clone()[None])[0]
+    torch.testing.assert_close(penalize_repeats(logits.clone(), generated, 1.3), ref, rtol=0, atol=0)
 
 
 def test_stop_ids_cover_eos_and_the_end_of_turn_marker(tiny_llm):

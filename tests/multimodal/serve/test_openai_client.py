@@ -138,3 +138,19 @@ def test_media_descriptions_reach_the_prompt(serve_assistant):
     lines = r.choices[0].message.content.splitlines()
     assert lines[0].startswith("Image 1: DICOM modality CT")
     assert lines[1].startswith("Audio 1: recording (0.5 s)")
+
+
+def test_answers_carry_their_evidence_report_and_a_contradiction_is_revised(serve_assistant):
+    replies = iter([["This study is an ultrasound."], ["This study is a CT scan."], ["This study is an MRI."]])
+    with h.running(h.scripted(serve_assistant, lambda prompt: next(replies))) as server:
+        client = client_for(server)
+        dicom = h.image_part(h.dicom_bytes("CT_small.dcm"), "application/dicom")
+        r = ask(client, [{"type": "text", "text": "What is it?"}, dicom])
+        report = r.model_extra["medany"]
+        assert r.choices[0].message.content == "This study is a CT scan."  # the draft said ultrasound
+        assert report["revised"] and report["grounding"]["ok"]
+        assert report["evidence"][0]["label"] == "Image 1" and report["evidence"][0]["facts"]["modality"] == ["CT"]
+        chunks = list(ask(client, [{"type": "text", "text": "What is it?"}, dicom], stream=True))
+    final = next(c for c in chunks if c.choices and c.choices[0].finish_reason)
+    streamed = final.model_extra["medany"]  # streamed pieces cannot be taken back: the report flags them
+    assert not streamed["revised"] and streamed["grounding"]["issues"][0]["said"] == "MRI"

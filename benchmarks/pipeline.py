@@ -2,12 +2,14 @@
 
 Prints a Markdown table: for each embedded LLM on each backend (llama.cpp and
 transformers), warm-start load time, time to first token and decode speed for
-a text, an image (DICOM chest film) and an audio (synthesized consult) prompt,
-and peak resident memory; then, on the same GGUF in the same run, raw
-``llama_cpp.Llama.create_chat_completion`` on the text prompt and the ratio of
-our llama.cpp path to it. A first start with an empty cache is measured for the
-default stack. Each phase runs in a fresh process so load times and memory are
-not flattered by an earlier phase.
+a text, an image (DICOM chest film) and an audio (synthesized consult) prompt
+(each the median of ``--repeats`` answers, each after another question so only
+the system prompt is cached), and peak resident memory. On llama.cpp, raw
+``llama_cpp.Llama.create_chat_completion`` on the same GGUF answers the text
+prompt in the same process, alternating with ours, and the table gives the
+ratio of the two. A first start with an empty cache is measured for the default
+stack. Each stack runs in a fresh process so load times and memory are not
+flattered by an earlier one.
 
     python benchmarks/pipeline.py [--llm embedded --llm embedded-small] [--backend llamacpp] [--skip-cold]
 """
@@ -51,7 +53,12 @@ def phase_load(llm: str, backend: str) -> dict:
     return {"load_s": time.perf_counter() - t0, "peak_rss_mb": _peak_rss_mb()}
 
 
-def phase_prompts(llm: str, backend: str, max_new_tokens: int) -> dict:
+def _median(values: list[float]) -> float:
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+def phase_prompts(llm: str, backend: str, max_new_tokens: int, repeats: int) -> dict:
     from multimodal.pipeline import Assistant
     from multimodal.samples import consult_clip
 
@@ -59,38 +66,64 @@ def phase_prompts(llm: str, backend: str, max_new_tokens: int) -> dict:
     t0 = time.perf_counter()
     assistant = Assistant.load(_config(llm, backend, max_new_tokens))
     out = {"load_s": time.perf_counter() - t0, "prompts": {}}
-    assistant.answer("Warm-up.", max_new_tokens=2, guard=False)  # first-call allocations, outside the table
-    for name, (question, images, audios) in PROMPTS.items():
+    for question, images, audios in PROMPTS.values():  # one untimed pass: every buffer allocated
         assistant.answer(question, images, audios, guard=False)
-        t = assistant.last_timings
-        out["prompts"][name] = {"ttft_s": t.first_token_s, "tok_s": t.tokens_per_s, "tokens": t.new_tokens,
-                                "inputs_s": t.inputs_s, "tools_s": t.tools_s, "total_s": t.total_s}
-    out["peak_rss_mb"] = _peak_rss_mb()
+    out["peak_rss_mb"] = _peak_rss_mb()  # before the raw model shares the process
+    raw = RawLlama(llm, max_new_tokens) if backend == "llamacpp" else None
+    raw_runs = []
+    for name, (question, images, audios) in PROMPTS.items():
+        runs = []
+        for _ in range(repeats):
+            # Another question first, as for the raw runs: only the system prompt stays cached between answers.
+            assistant.answer("Warm-up.", max_new_tokens=2, guard=False)
+            assistant.answer(question, images, audios, guard=False)
+            runs.append(assistant.last_timings)
+            if raw is not None and name == "text":  # side by side, alternating, in one process
+                raw_runs.append(raw.answer(question))
+        out["prompts"][name] = {key: _median([getattr(t, attr) for t in runs]) for key, attr in (
+            ("ttft_s", "first_token_s"), ("tok_s", "tokens_per_s"), ("tokens", "new_tokens"),
+            ("inputs_s", "inputs_s"), ("tools_s", "tools_s"), ("total_s", "total_s"))}
+    if raw_runs:
+        out["raw"] = {"ttft_s": _median([r[0] for r in raw_runs]), "tok_s": _median([r[1] for r in raw_runs]),
+                      "rss_mb": raw.rss_mb}
     return out
 
 
-def phase_raw(llm: str, max_new_tokens: int) -> dict:
+class RawLlama:
     """Raw llama-cpp-python on the same GGUF and messages: the ceiling our backend is measured against."""
-    import llama_cpp
 
-    from multimodal.backbone import resolve_gguf
-    from multimodal.prompt import chat_messages
+    def __init__(self, llm: str, max_new_tokens: int):
+        import llama_cpp
 
-    llama = llama_cpp.Llama(model_path=str(resolve_gguf(llm)), n_ctx=4096, n_threads=os.cpu_count(),
-                            n_threads_batch=os.cpu_count(), verbose=False)
-    messages = chat_messages([], PROMPTS["text"][0])
-    # Warm up on another question, as our path does: both then reuse the cached system prompt, nothing more.
-    llama.create_chat_completion(messages=chat_messages([], "Warm-up."), max_tokens=2, temperature=0.0)
-    t0 = time.perf_counter()
-    first, tokens = None, 0
-    for chunk in llama.create_chat_completion(messages=messages, max_tokens=max_new_tokens, temperature=0.0,
-                                              repeat_penalty=1.0, stream=True):
-        if chunk["choices"][0]["delta"].get("content"):
-            tokens += 1
-            first = first or time.perf_counter()
-    end = time.perf_counter()
-    return {"ttft_s": first - t0, "tok_s": (tokens - 1) / (end - first) if tokens > 1 else 0.0, "tokens": tokens,
-            "peak_rss_mb": _peak_rss_mb()}
+        from multimodal.backbone import resolve_gguf
+
+        before = _rss_now_mb()
+        self.llama = llama_cpp.Llama(model_path=str(resolve_gguf(llm)), n_ctx=4096, n_threads=os.cpu_count(),
+                                     n_threads_batch=os.cpu_count(), use_mmap=False, verbose=False)  # as ours
+        self.rss_mb = _rss_now_mb() - before
+        self.max_new_tokens = max_new_tokens
+
+    def answer(self, question: str) -> tuple[float, float]:
+        """``(time to first token, decode tokens/s)`` of one greedy chat completion."""
+        from multimodal.prompt import chat_messages
+
+        # Warm up on another question, as our path does: both then reuse the cached system prompt, nothing more.
+        self.llama.create_chat_completion(messages=chat_messages([], "Warm-up."), max_tokens=2, temperature=0.0)
+        t0 = time.perf_counter()
+        first, tokens = None, 0
+        for chunk in self.llama.create_chat_completion(messages=chat_messages([], question), temperature=0.0,
+                                                       max_tokens=self.max_new_tokens, repeat_penalty=1.0,
+                                                       stream=True):
+            if chunk["choices"][0]["delta"].get("content"):
+                tokens += 1
+                first = first or time.perf_counter()
+        end = time.perf_counter()
+        return first - t0, (tokens - 1) / (end - first) if tokens > 1 else 0.0
+
+
+def _rss_now_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _cpu() -> str:
@@ -115,22 +148,22 @@ def _run_phase(args: list[str], env: dict | None = None) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--phase", choices=["load", "prompts", "raw"], help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["load", "prompts"], help=argparse.SUPPRESS)
     parser.add_argument("--llm", action="append", help=f"embedded LLM(s) (default: {', '.join(LLMS)})")
     parser.add_argument("--backend", action="append", help=f"backend(s) (default: {', '.join(BACKENDS)})")
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3, help="answers per prompt (the median is shown)")
     parser.add_argument("--skip-cold", action="store_true", help="skip the empty-cache first start")
     args = parser.parse_args(argv)
     llms, backends = args.llm or list(LLMS), args.backend or list(BACKENDS)
     if args.phase:
         llm, backend = llms[0], backends[0]
         result = {"load": lambda: phase_load(llm, backend),
-                  "prompts": lambda: phase_prompts(llm, backend, args.max_new_tokens),
-                  "raw": lambda: phase_raw(llm, args.max_new_tokens)}[args.phase]()
+                  "prompts": lambda: phase_prompts(llm, backend, args.max_new_tokens, args.repeats)}[args.phase]()
         print(json.dumps(result))
         return 0
 
-    common = ["--max-new-tokens", str(args.max_new_tokens)]
+    common = ["--max-new-tokens", str(args.max_new_tokens), "--repeats", str(args.repeats)]
     rows, ratios = [], []
     if not args.skip_cold:
         with tempfile.TemporaryDirectory() as cache:
@@ -149,15 +182,15 @@ def main(argv=None) -> int:
                              f"{p['ttft_s']:.2f} s", f"{p['tok_s']:.1f}", ""))
             rows.append((llm, backend, "peak memory, warm process", "", "", "", f"{warm['peak_rss_mb']:.0f}"))
             if backend == "llamacpp":
-                raw = _run_phase(["--phase", "raw", "--llm", llm, *common])
-                ours = warm["prompts"]["text"]
+                raw, ours = warm["raw"], warm["prompts"]["text"]
                 rows.append((llm, "raw llama-cpp-python", "text prompt (create_chat_completion)", "",
-                             f"{raw['ttft_s']:.2f} s", f"{raw['tok_s']:.1f}", f"{raw['peak_rss_mb']:.0f}"))
+                             f"{raw['ttft_s']:.2f} s", f"{raw['tok_s']:.1f}", f"+{raw['rss_mb']:.0f}"))
                 ratios.append((llm, ours["tok_s"] / raw["tok_s"] if raw["tok_s"] else 0.0,
                                raw["ttft_s"] / ours["ttft_s"] if ours["ttft_s"] else 0.0))
 
     print(f"Machine: {os.cpu_count()} CPU cores ({_cpu()}), no GPU; llama.cpp built with AVX2/FMA/F16C, "
-          f"AVX-512 off; transformers in fp32; {args.max_new_tokens} new tokens max, greedy\n")
+          f"AVX-512 off; transformers in fp32; {args.max_new_tokens} new tokens max, greedy; median of "
+          f"{args.repeats} answers per prompt\n")
     print("| LLM | backend | phase | load / preprocessing | time to first token | decode tokens/s | peak RSS (MB) |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:

@@ -64,13 +64,13 @@ def score(rows: list[dict], answers: list[str]) -> dict:
     return {"all": acc(pairs), **{g: acc([p for p in pairs if p[0]["group"] == g]) for g in groups}}
 
 
-def run(spec: str, rows: list[dict], max_new_tokens: int) -> dict:
+def run(spec: str, rows: list[dict], max_new_tokens: int, llm: str = "embedded") -> dict:
     from multimodal.config import StackConfig
     from multimodal.pipeline import Assistant
 
-    assistant = Assistant.load(StackConfig(image_projector=spec, speech="", max_new_tokens=max_new_tokens))
+    assistant = Assistant.load(StackConfig(llm=llm, image_projector=spec, speech="", max_new_tokens=max_new_tokens))
     t0 = time.perf_counter()
-    answers = [assistant.answer(r["question"], [r["image"]]) for r in rows]
+    answers = [assistant.answer(r["question"], [r["image"]]) for r in rows]  # guarded, as a user sees them
     per_answer = (time.perf_counter() - t0) / max(len(rows), 1)
     dicoms = [r for r in rows if r["source"]]
     dicom_answers = [assistant.answer(r["question"], [f"sample:{r['source']}"]) for r in dicoms]
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval", default="out/recipes/image/assistant/eval.jsonl",
                         help="held-out records (python -m recipes.image.make_data OUT --style assistant)")
     parser.add_argument("--projector", default="auto", help="projector spec to compare against 'none'")
+    parser.add_argument("--llm", default="embedded", help="the stack's LLM (the projector must be trained for it)")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--limit", type=int, help="use only the first N held-out records")
     args = parser.parse_args(argv)
@@ -105,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = load_eval(path)[: args.limit] if path.is_file() else []
     if not rows:
         print(f"(no held-out records at {path}: only the fixed requests are run)", file=sys.stderr)
-    results = {spec: run(spec, rows, args.max_new_tokens) for spec in (args.projector, "none")}
-    print(f"Machine: {platform.processor() or platform.machine()}, {platform.system()}; "
+    results = {spec: run(spec, rows, args.max_new_tokens, args.llm) for spec in (args.projector, "none")}
+    print(f"Machine: {platform.processor() or platform.machine()}, {platform.system()}; LLM {args.llm}; "
           f"{len(rows)} held-out scan pictures; greedy, {args.max_new_tokens} new tokens max.\n")
     fields = sorted({k for r in results.values() for k in r["scores"]["all"]})
     groups = list(next(iter(results.values()))["scores"])

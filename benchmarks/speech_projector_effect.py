@@ -60,7 +60,7 @@ def load_eval(path: Path) -> list[dict]:
     return rows
 
 
-def run(spec: str, rows: list[dict], max_new_tokens: int) -> dict:
+def run(spec: str, rows: list[dict], max_new_tokens: int, llm: str = "embedded-small") -> dict:
     from multimodal.config import StackConfig
     from multimodal.evaluate import extract_transcript, names_only, word_error_rate
     from multimodal.io import load_audio
@@ -69,7 +69,7 @@ def run(spec: str, rows: list[dict], max_new_tokens: int) -> dict:
     from recipes.dataset import seeded
     from recipes.speech.sentences import DURATIONS, SYMPTOMS
 
-    assistant = Assistant.load(StackConfig(audio_projector=spec, max_new_tokens=max_new_tokens))
+    assistant = Assistant.load(StackConfig(llm=llm, audio_projector=spec, max_new_tokens=max_new_tokens))
     clips = [load_audio(r["audio"]) for r in rows]
     rng = seeded(0, "speech-benchmark")
     heard = [transcript_in(assistant.describe_audio(clip)) for clip in clips]  # the prompt's line, untimed
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--projector", action="append",
                         help="projector spec to compare with 'none' (repeat for several; default medany-whisper-speech)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--llm", default="embedded-small", help="the LLM the speech projector was trained for")
     parser.add_argument("--limit", type=int, help="use only the first N held-out clips")
     args = parser.parse_args(argv)
     from multimodal.cli import quiet_libraries
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = load_eval(path)[: args.limit]
     specs = args.projector or ["medany-whisper-speech"]
-    results = {spec: run(spec, rows, args.max_new_tokens) for spec in [*specs, "none"]}
+    results = {spec: run(spec, rows, args.max_new_tokens, args.llm) for spec in [*specs, "none"]}
     without = results["none"]
     print(f"Machine: {platform.processor() or platform.machine()}, {platform.system()}; {len(rows)} held-out clips; "
           f"greedy, {args.max_new_tokens} new tokens max.\n")

@@ -39,9 +39,9 @@ _QUOTED = re.compile(rf"(?<![\w.])(\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)
 _SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?![.!?]*(?:\s|$)))+(?:[.!?]+(?=\s|$)|\n|$)")  # "6.2 g" stays whole
 _ABOUT = (r"(?:this|the|your|that|these)\s+(?:[\w-]+\s+){0,2}?(?:image|images|photo|photograph|picture|film|study|"
           r"scan|radiograph|x-ray|xray|plate|meal|dish|food|recording|transcript|consultation|classifier|findings|"
-          r"examination|exam|results?)")
+          r"examination|exam|results?|camera)")
 _SHOWS = (r"(?:is|are|was|shows?|showing|depicts?|contains?|includes?|appears?|looks?|seems?|features?|has|have|"
-          r"sees?|identified|recogni[sz]ed|detected|consists?|mentions?|names?|says?|indicates?|suggests?|reveals?|"
+          r"sees?|saw|identified|recogni[sz]ed|detected|consists?|mentions?|names?|says?|indicates?|suggests?|reveals?|"
           r"demonstrates?|confirms?)")
 _CLAIM = re.compile(
     rf"\b{_ABOUT}\s+(?:[\w-]+\s+){{0,3}}?{_SHOWS}\b"

@@ -60,8 +60,10 @@ class LlamaCppBackend(Backend):
         self.lib = require("llama_cpp", "all")
         threads = threads or os.cpu_count() or 1
         try:
+            # use_mmap=False: llama.cpp repacks quantized weights for the CPU into memory of its own; with the
+            # file mapped, the pages read for that stay resident too (1.5B: 2.5 GB RSS instead of 1.9 GB).
             self.llama = self.lib.Llama(model_path=str(gguf), n_ctx=n_ctx, n_batch=batch, n_ubatch=batch,
-                                        n_threads=threads, n_threads_batch=threads, verbose=False)
+                                        n_threads=threads, n_threads_batch=threads, use_mmap=False, verbose=False)
         except ValueError as exc:
             raise ModelLoadError(f"llama.cpp could not load '{Path(gguf).name}': {exc}") from exc
         self.tokenizer = tokenizer

@@ -34,6 +34,7 @@ def test_the_classifier_runner_up_named_as_the_food_is_flagged():
     pepper = _photo([("bell pepper", 0.96), ("acorn squash", 0.02)])
     assert [i.said for i in check("This is an acorn squash.", pepper).issues] == ["acorn squash"]
     assert check("This is a bell pepper. Acorn squash would be a good side dish.", pepper).ok
+    assert not check("The camera saw acorn squash.", pepper).ok
 
 
 def test_a_misquoted_nutrient_number_is_flagged():

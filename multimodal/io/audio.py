@@ -1,9 +1,12 @@
 """Audio (WAV/FLAC/MP3/OGG/M4A/WebM/…) -> :class:`AudioClip`, decoded in-process with PyAV.
 
-Every clip is mixed to mono and resampled to 16 kHz. The duration limit is
-checked from the header (the WAV ``data`` chunk, else the container's stated
-duration) before decoding, and again while decoding for streams that do not
-state one, so a long or lying file costs bounded time and memory.
+Every clip is mixed to mono and resampled to 16 kHz. The duration and channel
+limits are checked from the header (the WAV ``data`` chunk, else the
+container's stated duration) before decoding, and the duration again while
+decoding for streams that do not state one, so a long or lying file costs
+bounded time and memory. Frames are converted to *packed* samples (one plane)
+before they reach numpy: PyAV reads past its plane array on planar frames of 8
+or more channels and crashes the process.
 
 Letters: C channels, T samples.
 """
@@ -55,8 +58,9 @@ def check_wav_header(data: bytes, limits: InputLimits = DEFAULT_LIMITS) -> float
             )
             if channels == 0:
                 raise _bad_wav("it declares zero audio channels")
-            if channels > 64 or rate == 0 or rate > 1_000_000 or block_align == 0:
+            if rate == 0 or rate > 1_000_000 or block_align == 0:
                 raise _bad_wav("its format block has impossible values")
+            limits.check_channels(channels)
             fmt = (channels, rate, block_align)
         elif chunk_id == b"data":
             if fmt is None:
@@ -98,6 +102,7 @@ def read_audio(data: bytes, *, limits: InputLimits = DEFAULT_LIMITS) -> AudioCli
         if not container.streams.audio:
             raise EmptyInputError("The file contains no audio track.")
         stream = container.streams.audio[0]
+        limits.check_channels(stream.codec_context.channels or 0)
         declared = _declared_seconds(container, stream)
         if declared is not None:
             limits.check_duration(declared)
@@ -119,16 +124,18 @@ def _declared_seconds(container, stream) -> float | None:
 
 
 def _decode(av, container, stream, limits: InputLimits) -> np.ndarray:
-    """Decode, resample to 16 kHz float planar, and average the channels."""
-    resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
+    """Decode, resample to 16 kHz packed float (one plane, whatever the channel count), and average the channels."""
+    resampler = av.AudioResampler(format="flt", rate=SAMPLE_RATE)
     max_samples = int(limits.max_audio_s * SAMPLE_RATE) + SAMPLE_RATE  # 1 s of slack for codec padding
     chunks, total = [], 0
 
     def take(frames) -> None:
         nonlocal total
         for out in frames:
-            planes = out.to_ndarray()  # [C, T]
-            mono = planes.mean(axis=0, dtype=np.float32) if planes.shape[0] > 1 else planes[0]
+            channels = out.layout.nb_channels
+            limits.check_channels(channels)  # a stream may change layout mid-way
+            packed = out.to_ndarray().reshape(-1, channels)  # [1, T*C] -> [T, C]
+            mono = packed.mean(axis=1, dtype=np.float32) if channels > 1 else packed[:, 0]
             chunks.append(mono.astype(np.float32, copy=False))
             total += mono.shape[0]
             if total > max_samples:

@@ -25,12 +25,15 @@ class InputLimits:
             full-field mammogram is ~30 Mpx, a 12 Mpx phone photo is far below).
         max_frames: most frames a multi-frame DICOM may declare (default 2000).
         max_audio_s: longest audio clip in seconds (default 15 minutes).
+        max_audio_channels: most channels a recording may have (default 64; every
+            channel is decoded before the down-mix to mono).
     """
 
     max_bytes: int = 512 * MiB
     max_pixels: int = 100_000_000
     max_frames: int = 2000
     max_audio_s: float = 15 * 60.0
+    max_audio_channels: int = 64
 
     def capped(self, max_bytes: int) -> "InputLimits":
         """These limits with ``max_bytes`` lowered to at most ``max_bytes`` (a server's upload cap)."""
@@ -57,6 +60,13 @@ class InputLimits:
         if n > self.max_frames:
             raise InputTooLargeError(
                 f"The image declares {int(n)} frames; at most {self.max_frames} are accepted."
+            )
+
+    def check_channels(self, n: int) -> None:
+        """Refuse a recording with more than ``max_audio_channels`` channels."""
+        if int(n) > self.max_audio_channels:
+            raise InputTooLargeError(
+                f"The recording has {int(n)} channels; the limit is {self.max_audio_channels}."
             )
 
     def check_duration(self, seconds: float) -> None:

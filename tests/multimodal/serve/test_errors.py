@@ -51,6 +51,20 @@ def test_413_image_declaring_too_many_pixels(http):
     assert "megapixels" in err["message"]
 
 
+def test_recordings_with_many_channels_are_answered_not_fatal(http):
+    """A 64-channel recording crashed the server process (issue 13); 65 channels are refused, typed."""
+    from pathlib import Path
+
+    from tests.multimodal.io.test_audio_channels import wav
+
+    ogg = (Path(__file__).parents[1] / "io" / "fixtures" / "channels" / "64ch.ogg").read_bytes()
+    r = post(http, h.chat_body([{"type": "text", "text": "What is said?"}, h.audio_part(ogg, "ogg")]))
+    assert r.status_code == 200, r.text
+    err = envelope(post(http, h.chat_body([h.audio_part(wav(65), "wav")])), 413, "too_large")
+    assert "65 channels; the limit is 64" in err["message"]
+    assert http.get("/health").status_code == 200
+
+
 def test_413_too_many_media(http):
     part = h.image_part(h.png_bytes(8))
     envelope(post(http, h.chat_body([part] * 9)), 413, "too_many_media")

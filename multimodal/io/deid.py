@@ -6,14 +6,19 @@ What it does to a dataset (recursively, into every nested sequence item):
   emptied (``Z``) or given a dummy value (``D``);
 * every UID that identifies an instance (not a SOP class or transfer syntax) is
   replaced by ``2.25.<decimal>``, a keyed hash of the original, so a study keeps
-  its internal references consistent (<= 64 characters, as the standard requires);
+  its internal references consistent (<= 64 characters, as the standard requires).
+  UIDs are found by tag, whatever VR the file wrote them with (explicit VR lets a
+  file store a SOP Instance UID as text), and are written back as ``UI``;
 * private tags, overlays and curves (groups 60xx / 50xx) are removed, and any
   remaining person name (VR PN) is removed as a safety net;
 * ``PatientIdentityRemoved = YES`` and the method code (113100) are recorded;
 * ``BurnedInAnnotation = YES`` raises :class:`BurnedInAnnotationWarning`: the
   pixels themselves may show a name and this profile does not clean pixels.
 
-``medany deid IN... --out DIR`` runs it in bulk (:func:`main`).
+``medany deid IN... --out DIR`` runs it in bulk (:func:`main`). Output names never
+come from input values unchecked: a file is named by its remapped SOP Instance UID
+when that is a valid UID, else by its input number, and every write is confined to
+``--out`` (resolved and checked).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import hashlib
 import hmac
 import io
+import re
 import secrets
 import sys
 import warnings
@@ -150,6 +156,16 @@ class UidMapper:
         return "2.25." + str(int.from_bytes(digest[:16], "big"))  # <= 5 + 39 = 44 chars
 
 
+def _standard_vr(elem) -> str:
+    """The VR the standard's dictionary gives ``elem``'s tag (the file's own VR when the tag is unknown)."""
+    from pydicom.datadict import dictionary_VR
+
+    try:
+        return dictionary_VR(elem.tag)
+    except KeyError:
+        return elem.VR
+
+
 def _tag_action(elem) -> str | None:
     keyword = elem.keyword
     if elem.tag.is_private:
@@ -158,8 +174,8 @@ def _tag_action(elem) -> str | None:
         return "X"  # curves and overlays (data, comments, labels) are repeating groups
     if keyword in PROFILE:
         return PROFILE[keyword]
-    if elem.VR == "UI" and keyword not in KEEP_UIDS:
-        return "U"
+    if (elem.VR == "UI" or _standard_vr(elem) == "UI") and keyword not in KEEP_UIDS:
+        return "U"  # by tag: a UID written with a text VR is still a UID
     if elem.VR == "PN":
         return "X"  # any person name the table did not list
     return None
@@ -186,7 +202,7 @@ def _clean(ds, uids: UidMapper) -> None:
         elif action == "U" and elem.value:
             values = elem.value if elem.VM > 1 else [elem.value]
             mapped = [uids(v) for v in values]
-            elem.value = mapped if elem.VM > 1 else mapped[0]
+            ds.add_new(elem.tag, "UI", mapped if elem.VM > 1 else mapped[0])
 
 
 def deidentify(ds, uids: UidMapper | None = None):
@@ -242,6 +258,23 @@ def _deidentify_file(data: bytes, uids: UidMapper | None):
     return ds, out.getvalue()
 
 
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+def output_name(ds, index: int) -> str:
+    """The file name for a de-identified dataset: its SOP Instance UID when that is a valid UID, else a counter."""
+    uid = str(ds.get("SOPInstanceUID", "") or "")
+    return f"{uid}.dcm" if len(uid) <= 64 and _UID.fullmatch(uid) else f"file{index + 1}.dcm"
+
+
+def confined(out: Path, name: str) -> Path:
+    """``out / name``, refused unless it is a plain file name directly inside ``out``."""
+    target = (out / name).resolve()
+    if target.parent != out.resolve() or "\x00" in name:
+        raise InputError("Refusing an output file name that leaves the output folder.")
+    return target
+
+
 def _inputs(paths: list[str]):
     for p in map(Path, paths):
         if p.is_dir():
@@ -273,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     uids = UidMapper(args.key.encode() if args.key else None)
     written = failed = flagged = 0
+    taken: set[str] = set()
     for i, path in enumerate(_inputs(args.inputs)):
         label = str(path) if args.show_paths else f"input {i + 1}"
         with warnings.catch_warnings(record=True) as caught:
@@ -283,12 +317,15 @@ def main(argv: list[str] | None = None) -> int:
                 failed += 1
                 print(f"{label}: skipped: {exc}", file=sys.stderr)
                 continue
-        name = str(ds.get("SOPInstanceUID", f"file{i + 1}"))
-        atomic_write_bytes(out / f"{name}.dcm", data)
+        name = output_name(ds, i)
+        if name in taken:  # two inputs with one SOP Instance UID: keep both
+            name = f"{name[:-4]}-{i + 1}.dcm"
+        taken.add(name)
+        atomic_write_bytes(confined(out, name), data)
         written += 1
         if any(issubclass(w.category, BurnedInAnnotationWarning) for w in caught):
             flagged += 1
-            print(f"{label}: WARNING burned-in annotation, review the pixels before sharing {name}.dcm",
+            print(f"{label}: WARNING burned-in annotation, review the pixels before sharing {name}",
                   file=sys.stderr)
     print(f"de-identified {written} file(s), skipped {failed}, burned-in annotation warnings {flagged}")
     return 0 if failed == 0 else 1

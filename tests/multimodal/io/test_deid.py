@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -163,3 +164,43 @@ def test_cli_names_input_paths_only_when_asked(tmp_path, capsys):
     (src / "notes.txt").write_text("not dicom")
     assert main([str(src), "--out", str(tmp_path / "out"), "--show-paths"]) == 1
     assert f"{src / 'notes.txt'}: skipped" in capsys.readouterr().err
+
+
+def _text_vr_uids(sop: str, study: str = "1.2.826.0.1.7731.1") -> bytes:
+    """A DICOM whose SOP and Study Instance UIDs are written with a text VR (explicit VR allows it)."""
+    ds = pydicom.dcmread(io.BytesIO(sample_bytes("CT_small.dcm")))
+    del ds.SOPInstanceUID, ds.StudyInstanceUID
+    ds.add_new(0x00080018, "LO", sop)
+    ds.add_new(0x0020000D, "LO", study)
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3"
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=False)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("sop", ["../../escaped", "/tmp/medany-absolute-escape", "..", "a/b", "nul\x00byte"])
+def test_cli_never_writes_outside_out_whatever_the_uid_says(tmp_path, sop, capsys):
+    """Issue 13: a SOP Instance UID with a text VR was used, unchecked, as the output file name."""
+    inputs, out = tmp_path / "in", tmp_path / "deep" / "out"
+    inputs.mkdir()
+    (inputs / "x.dcm").write_bytes(_text_vr_uids(sop))
+    before = set(tmp_path.rglob("*")) | set(Path("/tmp").glob("medany-absolute-escape*"))
+    assert main([str(inputs), "--out", str(out)]) == 0
+    written = [p for p in tmp_path.rglob("*") if p.is_file()] + list(Path("/tmp").glob("medany-absolute-escape*"))
+    new = [p for p in written if p not in before]
+    assert len(new) == 1 and new[0].parent == out and new[0].name.startswith("2.25.")
+    ds = pydicom.dcmread(new[0])
+    assert ds.SOPInstanceUID.startswith("2.25.") and ds.StudyInstanceUID.startswith("2.25.")  # remapped by tag
+    assert ds["SOPInstanceUID"].VR == "UI" and ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert MARK not in new[0].read_bytes().decode("latin-1") and "7731.1" not in str(ds.StudyInstanceUID)
+
+
+def test_cli_keeps_both_files_when_two_share_a_uid(tmp_path, capsys):
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    data = sample_bytes("CT_small.dcm")
+    (inputs / "a.dcm").write_bytes(data)
+    (inputs / "b.dcm").write_bytes(data)
+    assert main([str(inputs), "--out", str(out)]) == 0
+    assert len(list(out.glob("*.dcm"))) == 2
+    assert "de-identified 2 file(s)" in capsys.readouterr().out

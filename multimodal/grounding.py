@@ -83,10 +83,14 @@ class Grounding:
         return not self.issues
 
     def correction(self) -> str:
-        """A note for a second try that names each contradiction."""
+        """A note for a second try that names each contradiction (and, for image findings, what to do instead)."""
         parts = "; ".join(i.describe() for i in self.issues)
-        return (f"Correction: a draft answer {parts}. Answer again using only the names and numbers stated in "
-                "the findings above, copied exactly.")
+        text = f"Correction: a draft answer {parts}."
+        if any(i.kind == "finding" for i in self.issues):
+            text += (" No one has read the image itself: do not say what it shows (no finding, not even that it "
+                     "looks normal); say what the header and the other findings state, and what the clinician "
+                     "should check.")
+        return text + " Answer again using only the names and numbers stated in the findings above, copied exactly."
 
     def as_dict(self) -> dict:
         return {"ok": self.ok, "checked": self.checked,

@@ -30,6 +30,7 @@ from .template import encode_conversation
 __all__ = ["Answer", "Assistant", "PromptPlan", "Request", "SYSTEM_PROMPT", "Timings"]
 
 REMOVED_NOTE = "(MedAny removed a sentence that contradicted the evidence shown beside this answer.)"
+NOTHING_LEFT = "MedAny could not answer this from the evidence alone. What its tools found:"
 
 
 @dataclass
@@ -307,7 +308,9 @@ class Assistant:
         text = second.text
         if not second.grounding.ok:
             kept = without_unsupported(text, second.grounding).strip()
-            text = f"{kept}\n\n{REMOVED_NOTE}" if kept else REMOVED_NOTE
+            if not kept:  # nothing grounded is left: say what the evidence says, which cannot contradict it
+                kept = "\n".join([NOTHING_LEFT] + [f"- {e.line}" for e in second.evidence])
+            text = f"{kept}\n\n{REMOVED_NOTE}"
         self.last_answer = replace(second, text=text, draft=draft.text)
 
     def generation_settings(self, max_new_tokens: int | None = None,

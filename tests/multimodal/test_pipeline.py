@@ -178,3 +178,14 @@ def test_a_grounded_answer_is_kept_as_generated():
                          lambda prompt: ["The meal has 1 mg ", "of sodium."])
     assert assistant.answer("Sodium?", context=[note_evidence("Meal", "sodium 1 mg")]) == "The meal has 1 mg of sodium."
     assert assistant.last_answer.grounding.ok and not assistant.last_answer.revised
+
+
+def test_when_nothing_grounded_is_left_the_answer_restates_the_evidence():
+    from multimodal.evidence import note_evidence
+    from multimodal.pipeline import NOTHING_LEFT, REMOVED_NOTE
+    from tests.scripted import scripted
+
+    assistant = scripted(Assistant.load(StackConfig(**{**TINY, "speech": "", "vision": ""})),
+                         lambda prompt: ["Your meal has 45 mg of sodium."])
+    text = assistant.answer("Sodium?", context=[note_evidence("Meal", "sodium 1 mg")])
+    assert text == f"{NOTHING_LEFT}\n- Meal: sodium 1 mg\n\n{REMOVED_NOTE}"

@@ -25,9 +25,12 @@ def test_default_stack_answers_the_film_and_consult_from_its_evidence(samples):
     assert assistant.backend.name == "llama.cpp" and assistant.info["llm"].name == "embedded"
     film, clip = samples
     assert film.kind == "dicom" and film.meta["modality"] == "CR"
-    messages, _, _ = assistant.build_messages(Request("What next?", [film], [clip]))
+    messages, media, _ = assistant.build_messages(Request("What next?", [film], [clip]))
     prompt = messages[-1]["content"]
     assert "DICOM modality CR (computed radiography, an X-ray), body part CHEST" in prompt
+    # The shipped 1.5B scan projector is the default: the film's 49 tokens are spliced; audio goes by transcript.
+    assert set(media) == {"image"} and prompt.count("<image>") == 1 and "<audio>" not in prompt
+    assert assistant.info["image"]["projector"]["sha256"].startswith("12fde4f5")
     heard = prompt.split('transcript: "')[1].split('"')[0]
     assert words(heard) == words(CONSULT_TEXT)  # Whisper hears the synthesized consult exactly
 

@@ -19,8 +19,8 @@ Scores (independent of the runtime grounding check, and stricter):
 - **fact recall**: the key facts appear in the answer (symptom, duration and medicine;
   the top food; modality and body part; the asked nutrient's total with its unit).
 - **contradiction**: the answer names a different symptom, medicine, duration, food
-  (first food named is not the top label, or a weak runner-up is named), modality or
-  body part (first one named), claims an image finding at all, or quotes a number the
+  (first food named is not the top label, or a weak runner-up is named), modality,
+  body part or view (first one named), claims an image finding at all, or quotes a number the
   table does not give. Negated mentions ("not a trifle") do not count.
 - **numbers right**: of the numbers written with a unit in meal answers, the share equal
   to the table's (as shown, or rounded to the precision the answer uses).
@@ -102,6 +102,8 @@ class Case:
     context: list = field(default_factory=list)
     labels: list | None = None
     """Photo cases: what the stand-in classifier reports, best first."""
+    view: str | None = None
+    """DICOM cases: the header's view (naming another one contradicts it; not asked, so not recalled)."""
 
 
 # -- cases --------------------------------------------------------------------------------
@@ -161,7 +163,8 @@ def dicom_cases(folder: Path) -> list[Case]:
         expect = {"modality": (modality,)}
         if part in terms.BODY_PARTS:
             expect["body_part"] = (part,)
-        out.append(Case(f"dicom-{i:02d}", "dicom", DICOM_QUESTIONS[i % 2], expect=expect, images=[image]))
+        view = terms.VIEW_CODES.get(str(image.meta.get("view") or ""))
+        out.append(Case(f"dicom-{i:02d}", "dicom", DICOM_QUESTIONS[i % 2], expect=expect, images=[image], view=view))
     return out
 
 
@@ -222,7 +225,7 @@ def score(case: Case, answer: str, evidence) -> dict:
     from multimodal.grounding import _same_number
 
     said = {c: [n for _, n in _mentions(answer, c)] for c in ("symptom", "medicine", "food", "modality",
-                                                             "body_part", "finding")}
+                                                             "body_part", "view", "finding")}
     recall = True
     for category, names in case.expect.items():
         found = durations_in(answer) if category == "duration" else said.get(category, [])
@@ -247,6 +250,8 @@ def score(case: Case, answer: str, evidence) -> dict:
             wrong.append(f"modality {said['modality'][0]}")
         if "body_part" in case.expect and said["body_part"] and said["body_part"][0] not in case.expect["body_part"]:
             wrong.append(f"body part {said['body_part'][0]}")
+        if case.view and said["view"] and said["view"][0] != case.view:
+            wrong.append(f"view {said['view'][0]}")
         wrong += [f"finding {f}" for f in said["finding"]]
     numbers = (0, 0)
     if case.workspace == "meal":

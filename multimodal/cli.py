@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stack_args(p)
 
     # These parse their own options (see their modules); listed here for --help.
-    sub.add_parser("deid", help="de-identify DICOM files (PS3.15 Annex E basic profile)", add_help=False)
+    sub.add_parser("deid", help="de-identify DICOM files (PS3.15 Annex E: allowlist or basic profile)", add_help=False)
     sub.add_parser("train", help="train projectors from a JSON/YAML config", add_help=False)
     sub.add_parser("eval", help="evaluate trained projectors on held-out data", add_help=False)
     return parser

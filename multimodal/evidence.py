@@ -83,6 +83,8 @@ def dicom_evidence(label: str, text: str, meta: Mapping) -> Evidence:
     part = str(meta.get("body_part") or "")
     code = part.upper().replace(" ", "")
     facts["body_part"] = (code,) if code in terms.BODY_PARTS else stated(part, ["body_part"])["body_part"]
+    view = terms.VIEW_CODES.get(str(meta.get("view") or "").upper())
+    facts["view"] = (view,) if view else ()
     return Evidence("dicom", label, text, facts, numbers=numbers_in(text))
 
 

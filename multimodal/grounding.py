@@ -8,7 +8,7 @@ Three rules, each conservative enough to run on every answer:
 2. **Claims name what the evidence names.** In a sentence that says what an
    attachment is or shows ("This film shows ...", "The photo is ...", "Your meal
    contains ...") or what the patient said ("The patient reports ..."), every
-   modality, body part, food, symptom or medicine must be one the evidence
+   modality, body part, view, food, symptom or medicine must be one the evidence
    states, never one it lists as less likely (a classifier's runner-up), when
    the evidence has facts of that category. Negated mentions ("not a trifle")
    do not count. Advice ("a CT may be needed") is not a claim. A finding
@@ -52,7 +52,7 @@ _CLAIM = re.compile(
 _CONDITIONAL = re.compile(r"^\s*(?:if|when|should|unless)\b|\b(?:if|unless)\b[^,]*$", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(?:not|no|never|nor|neither|without|rather than|instead of|unlikely|rule out|ruled out|"
                        r"isn't|aren't|wasn't|doesn't|don't|didn't)\b(?:\W+\w+){0,3}\W*$", re.IGNORECASE)
-CHECKED = ("modality", "body_part", "food", "symptom", "medicine")
+CHECKED = ("modality", "body_part", "view", "food", "symptom", "medicine")
 IMAGE_SOURCES = ("dicom", "classifier", "attachment")
 
 

@@ -92,14 +92,21 @@ def chat_messages(media_lines: Sequence[str], question: str) -> list[dict]:
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user_turn(media_lines, question)}]
 
 
+def literal(text: str) -> str:
+    """User or tool text with any media placeholder in it made plain text (``<image>`` stays readable)."""
+    for p in PLACEHOLDERS.values():
+        text = text.replace(p, p[0] + "\u200b" + p[1:])
+    return text
+
+
 def render_plan(plan) -> list[dict]:
     """Messages for a :class:`~multimodal.pipeline.PromptPlan`: each medium's line (and its placeholder when
     its tokens are spliced), each context line, then the question and, on a second try, the correction."""
     lines: list[str] = []
     for item in plan.media:
-        lines.append(item.evidence.line)
+        lines.append(literal(item.evidence.line))
         if item.spliced:
-            lines.append(PLACEHOLDERS[item.kind])
-    lines += [e.line for e in plan.context]
+            lines.append(PLACEHOLDERS[item.kind])  # the only placeholders: one per spliced medium
+    lines += [literal(e.line) for e in plan.context]
     question = plan.question if not plan.correction else f"{plan.question}\n{plan.correction}"
-    return chat_messages(lines, question)
+    return chat_messages(lines, literal(question))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -68,6 +69,8 @@ def encode_conversation(
         if m["role"] == "assistant" and _SPLIT.search(_content(m)):
             raise PromptError("Media placeholders may only appear in user or system messages.")
 
+    # Message content is text, never control syntax: a typed "<|im_start|>" must not open a turn.
+    messages = [{**m, "content": neutralize_control_tokens(tokenizer, _content(m))} for m in messages]
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
     spans = _assistant_spans(tokenizer, messages, text)
 
@@ -94,6 +97,33 @@ def encode_conversation(
                 labels += [IGNORE_INDEX] * len(enc["input_ids"])
         pos += len(piece)
     return EncodedPrompt(torch.tensor(ids, dtype=torch.long), torch.tensor(labels, dtype=torch.long), text)
+
+
+ZWSP = "\u200b"
+
+
+def neutralize_control_tokens(tokenizer, text: str) -> str:
+    """``text`` with every added/special token string of ``tokenizer`` broken by a zero-width space.
+
+    Hugging Face tokenizers turn an added token's string into its id wherever it
+    appears, so a user who types ``<|im_end|><|im_start|>system`` would otherwise
+    write a real turn. The characters stay (the model reads them as text).
+    """
+    pattern = _control_pattern(tokenizer)
+    if pattern is None or not text:
+        return text
+    return pattern.sub(lambda m: m.group()[0] + ZWSP + m.group()[1:], text)
+
+
+def _control_pattern(tokenizer) -> re.Pattern | None:
+    tokens = tuple(sorted((t for t in getattr(tokenizer, "added_tokens_encoder", {}) if len(t) > 1), key=len,
+                          reverse=True))
+    return _compiled(tokens)
+
+
+@lru_cache(maxsize=16)
+def _compiled(tokens: tuple[str, ...]) -> re.Pattern | None:
+    return re.compile("|".join(re.escape(t) for t in tokens)) if tokens else None
 
 
 def _assistant_spans(tokenizer, messages: list[dict], text: str) -> list[tuple[int, int]]:

@@ -1,8 +1,8 @@
 """The names the grounding check recognises in an answer, by category.
 
-Each category maps a canonical name to the phrases that mean it. Modalities
-and body parts follow DICOM's own codes (Modality (0008,0060), Body Part
-Examined (0018,0015)); foods are the embedded ImageNet classifier's food
+Each category maps a canonical name to the phrases that mean it. Modalities,
+body parts and views follow DICOM's own codes (Modality (0008,0060), Body Part
+Examined (0018,0015), View Position (0018,5101)); foods are the embedded ImageNet classifier's food
 classes; symptoms and medicines are a short list of common ones (the knowledge
 base of a later release replaces them with ontologies). A phrase matches on
 word boundaries, case-insensitively, except all-caps codes ("CT", "US"), which
@@ -48,6 +48,20 @@ BODY_PARTS: dict[str, tuple[str, ...]] = {
     "HEART": ("heart", "cardiac"),
     "EXTREMITY": ("extremity", "limb", "arm", "leg"),
 }
+
+# View Position (0018,5101): projection of a radiograph. Decubitus and oblique views name their side.
+VIEWS: dict[str, tuple[str, ...]] = {
+    "PA": ("PA", "posteroanterior", "postero-anterior", "posterior-anterior", "posterior to anterior"),
+    "AP": ("AP", "anteroposterior", "antero-posterior", "anterior-posterior", "anterior to posterior"),
+    "LATERAL": ("lateral", "LAT", "LL", "RL"),
+    "OBLIQUE": ("oblique", "LLO", "RLO"),
+    "DECUBITUS": ("decubitus", "LLD", "RLD"),
+    "CC": ("CC", "craniocaudal", "cranio-caudal"),
+    "MLO": ("MLO", "mediolateral oblique", "medio-lateral oblique"),
+}
+# Header codes -> the view they name.
+VIEW_CODES = {"PA": "PA", "AP": "AP", "LL": "LATERAL", "RL": "LATERAL", "LATERAL": "LATERAL", "LLO": "OBLIQUE",
+              "RLO": "OBLIQUE", "LLD": "DECUBITUS", "RLD": "DECUBITUS", "CC": "CC", "MLO": "MLO"}
 
 SYMPTOMS: dict[str, tuple[str, ...]] = {
     "headache": ("headache", "headaches", "head ache", "migraine"),
@@ -143,8 +157,8 @@ def _plural(name: str) -> str:
 
 
 def categories() -> dict[str, dict[str, tuple[str, ...]]]:
-    return {"modality": MODALITIES, "body_part": BODY_PARTS, "symptom": SYMPTOMS, "medicine": MEDICINES,
-            "food": foods(), "finding": FINDINGS}
+    return {"modality": MODALITIES, "body_part": BODY_PARTS, "view": VIEWS, "symptom": SYMPTOMS,
+            "medicine": MEDICINES, "food": foods(), "finding": FINDINGS}
 
 
 @lru_cache(maxsize=4096)

@@ -1,19 +1,29 @@
-"""De-identification: DICOM PS3.15 Annex E, Basic Application Level Confidentiality Profile.
+"""De-identification: DICOM PS3.15 Annex E, as two profiles.
 
-What it does to a dataset (recursively, into every nested sequence item):
+``basic`` applies every attribute row of Table E.1-1's Basic Application Level
+Confidentiality Profile column, generated from the standard into
+``assets/ps3.15-table-e1-1.json`` (:mod:`.deid_table`; edition named there), to the
+dataset and every nested sequence item:
 
-* attributes of the profile table (:data:`PROFILE`) are removed (``X``),
-  emptied (``Z``) or given a dummy value (``D``);
-* every UID that identifies an instance (not a SOP class or transfer syntax) is
-  replaced by ``2.25.<decimal>``, a keyed hash of the original, so a study keeps
-  its internal references consistent (<= 64 characters, as the standard requires).
-  UIDs are found by tag, whatever VR the file wrote them with (explicit VR lets a
-  file store a SOP Instance UID as text), and are written back as ``UI``;
-* private tags, overlays and curves (groups 60xx / 50xx) are removed, and any
-  remaining person name (VR PN) is removed as a safety net;
-* ``PatientIdentityRemoved = YES`` and the method code (113100) are recorded;
-* ``BurnedInAnnotation = YES`` raises :class:`BurnedInAnnotationWarning`: the
-  pixels themselves may show a name and this profile does not clean pixels.
+* ``X`` removed, ``Z`` emptied, ``D`` replaced by a dummy of its VR (on a sequence:
+  every value inside replaced), ``U`` replaced by ``2.25.<decimal>``, a keyed hash of
+  the original, so a study keeps its internal references consistent; where a row
+  allows a choice (``X/Z/D`` ...) the one valid in every IOD is taken (:data:`CHOICE`);
+* UIDs are found by tag, whatever VR the file wrote them with (explicit VR lets a
+  file store a SOP Instance UID as text), and are written back as ``UI``; any UID the
+  table does not list is replaced too, unless it names a class (:data:`KEEP_UIDS`);
+* private tags, overlays and curves are removed, and any person name (VR PN) the
+  table does not list, as a safety net;
+* ``PatientIdentityRemoved``, the method and its code (113100) are recorded, and
+  ``LongitudinalTemporalInformationModified = REMOVED`` when dates or times went.
+
+``allowlist`` (the default of ``medany deid``, as hospital anonymizers do) keeps only
+what the model and the image need (:data:`ALLOW`: pixels, geometry, LUTs, modality,
+body part, view, laterality, remapped UIDs), empties the Type 2 patient and study
+attributes and drops everything else.
+
+``BurnedInAnnotation = YES`` raises :class:`BurnedInAnnotationWarning`: the pixels
+themselves may show a name and neither profile cleans pixels.
 
 ``medany deid IN... --out DIR`` runs it in bulk (:func:`main`). Output names never
 come from input values unchecked: a file is named by its remapped SOP Instance UID
@@ -35,105 +45,50 @@ from pathlib import Path
 
 from ..errors import InputError, require
 
-# Keyword -> action ("X" remove, "Z" empty, "D" dummy, "U" new UID). Where the
-# standard allows a choice (e.g. X/Z/D) the strongest that keeps files valid is taken.
-PROFILE: dict[str, str] = {
-    # Patient
-    "PatientName": "Z", "PatientID": "Z", "PatientBirthDate": "Z", "PatientSex": "Z",
-    "PatientAge": "X", "PatientBirthTime": "X", "PatientBirthName": "X", "PatientMotherBirthName": "X",
-    "OtherPatientIDs": "X", "OtherPatientIDsSequence": "X", "OtherPatientNames": "X",
-    "PatientAddress": "X", "PatientTelephoneNumbers": "X", "PatientComments": "X",
-    "PatientInsurancePlanCodeSequence": "X", "PatientPrimaryLanguageCodeSequence": "X",
-    "PatientReligiousPreference": "X", "PatientSize": "X", "PatientWeight": "X", "PatientState": "X",
-    "PatientTransportArrangements": "X", "PatientInstitutionResidence": "X", "IssuerOfPatientID": "X",
-    "MilitaryRank": "X", "BranchOfService": "X", "MedicalRecordLocator": "X", "MedicalAlerts": "X",
-    "Allergies": "X", "CountryOfResidence": "X", "RegionOfResidence": "X", "EthnicGroup": "X",
-    "Occupation": "X", "SmokingStatus": "X", "AdditionalPatientHistory": "X", "PregnancyStatus": "X",
-    "LastMenstrualDate": "X", "SpecialNeeds": "X", "ReferencedPatientSequence": "X",
-    "ReferencedPatientAliasSequence": "X", "ResponsiblePerson": "X", "ResponsibleOrganization": "X",
-    "PatientSexNeutered": "X",
-    # Study / visit / order
-    "StudyDate": "Z", "StudyTime": "Z", "AccessionNumber": "Z", "StudyID": "Z",
-    "StudyDescription": "X", "StudyComments": "X", "StudyIDIssuer": "X",
-    "SeriesDate": "X", "SeriesTime": "X", "SeriesDescription": "X", "AcquisitionDate": "X",
-    "AcquisitionTime": "X", "AcquisitionDateTime": "X", "ContentDate": "Z", "ContentTime": "Z",
-    "InstanceCreationDate": "X", "InstanceCreationTime": "X", "OverlayDate": "X", "OverlayTime": "X",
-    "CurveDate": "X", "CurveTime": "X", "TimezoneOffsetFromUTC": "X", "DateOfSecondaryCapture": "X",
-    "AdmissionID": "X", "AdmittingDate": "X", "AdmittingTime": "X", "AdmittingDiagnosesDescription": "X",
-    "AdmittingDiagnosesCodeSequence": "X", "IssuerOfAdmissionID": "X", "DischargeDiagnosisDescription": "X",
-    "ServiceEpisodeID": "X", "ServiceEpisodeDescription": "X", "IssuerOfServiceEpisodeID": "X",
-    "CurrentPatientLocation": "X", "VisitComments": "X", "ReasonForStudy": "X",
-    "ReasonForTheImagingServiceRequest": "X", "RequestingPhysician": "X", "RequestingService": "X",
-    "RequestedProcedureDescription": "X", "RequestedProcedureID": "X", "RequestedProcedureComments": "X",
-    "RequestedProcedureLocation": "X", "RequestedContrastAgent": "X", "RequestAttributesSequence": "X",
-    "ImagingServiceRequestComments": "X", "PlacerOrderNumberImagingServiceRequest": "Z",
-    "FillerOrderNumberImagingServiceRequest": "Z", "OrderEnteredBy": "X", "OrderEntererLocation": "X",
-    "OrderCallbackPhoneNumber": "X", "ReferencedStudySequence": "X",
-    "ReferencedPerformedProcedureStepSequence": "X", "PerformedProcedureStepID": "X",
-    "PerformedProcedureStepDescription": "X", "PerformedProcedureStepStartDate": "X",
-    "PerformedProcedureStepStartTime": "X", "PerformedProcedureStepEndDate": "X",
-    "PerformedProcedureStepEndTime": "X", "CommentsOnThePerformedProcedureStep": "X",
-    "PerformedLocation": "X", "ScheduledProcedureStepDescription": "X", "ScheduledProcedureStepLocation": "X",
-    "ScheduledProcedureStepStartDate": "X", "ScheduledProcedureStepStartTime": "X",
-    "ScheduledProcedureStepEndDate": "X", "ScheduledProcedureStepEndTime": "X",
-    "ScheduledPatientInstitutionResidence": "X", "ScheduledStudyLocation": "X",
-    "ScheduledStudyLocationAETitle": "X", "ProtocolName": "X", "AcquisitionComments": "X",
-    "AcquisitionContextSequence": "X", "AcquisitionProtocolDescription": "X",
-    # Staff
-    "ReferringPhysicianName": "Z", "ReferringPhysicianAddress": "X", "ReferringPhysicianTelephoneNumbers": "X",
-    "ReferringPhysicianIdentificationSequence": "X", "PhysiciansOfRecord": "X",
-    "PhysiciansOfRecordIdentificationSequence": "X", "PerformingPhysicianName": "X",
-    "PerformingPhysicianIdentificationSequence": "X", "NameOfPhysiciansReadingStudy": "X",
-    "PhysiciansReadingStudyIdentificationSequence": "X", "OperatorsName": "X",
-    "OperatorIdentificationSequence": "X", "ScheduledPerformingPhysicianName": "X",
-    "ScheduledPerformingPhysicianIdentificationSequence": "X", "HumanPerformerName": "X",
-    "HumanPerformerOrganization": "X", "ActualHumanPerformersSequence": "X",
-    "ScheduledHumanPerformersSequence": "X", "ContentCreatorName": "Z",
-    "ContentCreatorIdentificationCodeSequence": "X", "VerifyingObserverName": "D",
-    "VerifyingObserverIdentificationCodeSequence": "Z", "VerifyingOrganization": "X",
-    "AuthorObserverSequence": "X", "ParticipantSequence": "X", "PersonName": "D", "PersonAddress": "X",
-    "PersonTelephoneNumbers": "X", "PersonIdentificationCodeSequence": "X", "ReviewerName": "X",
-    "PhysicianApprovingInterpretation": "X", "InterpretationRecorder": "X", "InterpretationTranscriber": "X",
-    "InterpretationAuthor": "X", "InterpretationApproverSequence": "X", "InterpretationText": "X",
-    "InterpretationDiagnosisDescription": "X", "InterpretationIDIssuer": "X", "ResultsIDIssuer": "X",
-    "ResultsComments": "X", "ResultsDistributionListSequence": "X", "DistributionName": "X",
-    "DistributionAddress": "X", "NamesOfIntendedRecipientsOfResults": "X",
-    "IntendedRecipientsOfResultsIdentificationSequence": "X", "Impressions": "X",
-    # Institution / equipment
-    "InstitutionName": "X", "InstitutionAddress": "X", "InstitutionCodeSequence": "X",
-    "InstitutionalDepartmentName": "X", "StationName": "X", "DeviceSerialNumber": "X",
-    "DeviceDescription": "X", "DetectorID": "X", "GantryID": "X", "GeneratorID": "X", "CassetteID": "X",
-    "PlateID": "X", "ModifyingDeviceID": "X", "ModifyingDeviceManufacturer": "X",
-    "PerformedStationAETitle": "X", "PerformedStationName": "X", "PerformedStationNameCodeSequence": "X",
-    "PerformedStationGeographicLocationCodeSequence": "X", "ScheduledStationAETitle": "X",
-    "ScheduledStationName": "X", "ScheduledStationNameCodeSequence": "X",
-    "ScheduledStationGeographicLocationCodeSequence": "X", "DateOfLastCalibration": "X",
-    "TimeOfLastCalibration": "X", "SourceApplicationEntityTitle": "X", "CustodialOrganizationSequence": "X",
-    "InsurancePlanIdentification": "X",
-    # Free text, signatures, icons, provenance
-    "ImageComments": "X", "FrameComments": "X", "ImagePresentationComments": "X", "TextComments": "X",
-    "TextString": "X", "IdentifyingComments": "X", "DerivationDescription": "X",
-    "AcquisitionDeviceProcessingDescription": "X", "ContributionDescription": "X", "ContributionDateTime": "X",
-    "TopicAuthor": "X", "TopicKeywords": "X", "TopicSubject": "X", "TopicTitle": "X", "Arbitrary": "X",
-    "DigitalSignaturesSequence": "X", "ReferencedDigitalSignatureSequence": "X",
-    "ReferencedSOPInstanceMACSequence": "X", "MAC": "X", "IconImageSequence": "X",
-    "ModifiedAttributesSequence": "X", "OriginalAttributesSequence": "X", "ModifiedImageDescription": "X",
-    "GraphicAnnotationSequence": "X", "DataSetTrailingPadding": "X",
-    "ConfidentialityConstraintOnPatientDataDescription": "X",
-}
-
-# UIDs naming a class or encoding rather than an instance: kept verbatim.
+# UIDs naming a class or encoding rather than an instance: kept verbatim (the safety net
+# below replaces any other UID-valued attribute the table does not list).
 KEEP_UIDS = frozenset({
     "SOPClassUID", "MediaStorageSOPClassUID", "TransferSyntaxUID", "ImplementationClassUID",
     "ReferencedSOPClassUID", "AffectedSOPClassUID", "RequestedSOPClassUID", "CodingSchemeUID",
-    "ContextGroupExtensionCreatorUID", "PrivateInformationCreatorUID", "SOPClassesInStudy",
-    "ReferencedSOPClassUIDInFile", "RelatedGeneralSOPClassUID", "OriginalSpecializedSOPClassUID",
-    "MappingResourceUID", "CodingSchemeUID", "ReferencedTransferSyntaxUIDInFile",
+    "ContextGroupExtensionCreatorUID", "SOPClassesInStudy", "ReferencedSOPClassUIDInFile",
+    "RelatedGeneralSOPClassUID", "OriginalSpecializedSOPClassUID", "MappingResourceUID",
+    "ReferencedTransferSyntaxUIDInFile", "ReferencedColorPaletteInstanceUID",
 })
+# Where a row allows a choice, take the one valid in every IOD (a dummy keeps a Type 1
+# attribute, an empty value a Type 2 one); no identifying value survives either way.
+CHOICE = {"Z/D": "D", "X/Z": "Z", "X/D": "D", "X/Z/D": "D", "X/Z/U*": "U*", "X/Z/U": "U", "Z/U": "U",
+          "C": "D", "X/C": "D", "X/Z/C": "D"}
 _DUMMY = {"PN": "ANONYMIZED", "LO": "ANONYMIZED", "SH": "ANONYMIZED", "LT": "ANONYMIZED",
-          "ST": "ANONYMIZED", "UT": "ANONYMIZED", "CS": "ANONYMIZED", "DA": "19000101",
-          "TM": "000000.00", "DT": "19000101000000.00"}
-DEID_METHOD = "PS3.15 E.1 Basic Application Level Confidentiality Profile (MedAny)"
+          "ST": "ANONYMIZED", "UT": "ANONYMIZED", "UC": "ANONYMIZED", "CS": "ANONYMIZED", "AE": "ANONYMIZED",
+          "UR": "", "DA": "19000101", "TM": "000000.00", "DT": "19000101000000.00", "AS": "000Y", "IS": "0",
+          "DS": "0", "US": 0, "SS": 0, "UL": 0, "SL": 0, "FL": 0.0, "FD": 0.0, "UV": 0, "SV": 0, "AT": 0}
+_TEMPORAL = frozenset({"DA", "TM", "DT"})
+DEID_METHOD = {"basic": "PS3.15 E.1 Basic Application Level Confidentiality Profile (MedAny, Table E.1-1 {edition})",
+               "allowlist": "MedAny allowlist: image, geometry and coded study context only (PS3.15 E.1 basis)"}
+PROFILES = tuple(DEID_METHOD)
+# The allowlist profile keeps only these (UIDs remapped, sequences filtered the same way);
+# ALLOW_EMPTY are Type 2 attributes of the Patient and Study modules, kept present but empty.
+ALLOW = frozenset({
+    "SpecificCharacterSet", "ImageType", "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
+    "FrameOfReferenceUID", "Modality", "BodyPartExamined", "ViewPosition", "ImageLaterality", "Laterality",
+    "PatientOrientation", "SeriesNumber", "InstanceNumber", "AcquisitionNumber", "SamplesPerPixel",
+    "PhotometricInterpretation", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit",
+    "PixelRepresentation", "PlanarConfiguration", "NumberOfFrames", "FrameIncrementPointer", "PixelAspectRatio",
+    "PixelData", "PixelSpacing", "ImagerPixelSpacing", "PixelSpacingCalibrationType", "SliceThickness",
+    "SpacingBetweenSlices", "ImagePositionPatient", "ImageOrientationPatient", "RescaleIntercept", "RescaleSlope",
+    "RescaleType", "WindowCenter", "WindowWidth", "VOILUTFunction", "ModalityLUTSequence", "VOILUTSequence",
+    "LUTDescriptor", "LUTData", "ModalityLUTType", "RedPaletteColorLookupTableDescriptor",
+    "GreenPaletteColorLookupTableDescriptor", "BluePaletteColorLookupTableDescriptor",
+    "RedPaletteColorLookupTableData", "GreenPaletteColorLookupTableData", "BluePaletteColorLookupTableData",
+    "PresentationLUTShape", "LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod",
+    "BurnedInAnnotation", "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
+    "PixelMeasuresSequence", "PlanePositionSequence", "PlaneOrientationSequence", "PixelValueTransformationSequence",
+    "FrameVOILUTSequence", "ReferencedSOPClassUID", "ReferencedSOPInstanceUID", "ReferencedImageSequence",
+    "PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence",
+    "LongitudinalTemporalInformationModified", "CodeValue", "CodingSchemeDesignator", "CodeMeaning",
+})
+ALLOW_EMPTY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+               "ReferringPhysicianName", "StudyID", "AccessionNumber")
 
 
 class BurnedInAnnotationWarning(UserWarning):
@@ -161,73 +116,133 @@ def _standard_vr(elem) -> str:
     from pydicom.datadict import dictionary_VR
 
     try:
-        return dictionary_VR(elem.tag)
+        return dictionary_VR(elem.tag).split(" ")[0]
     except KeyError:
         return elem.VR
 
 
-def _tag_action(elem) -> str | None:
-    keyword = elem.keyword
-    if elem.tag.is_private:
-        return "X"
-    if elem.tag.group & 0xFF00 in (0x5000, 0x6000) and elem.tag.group & 0x1 == 0:
-        return "X"  # curves and overlays (data, comments, labels) are repeating groups
-    if keyword in PROFILE:
-        return PROFILE[keyword]
-    if (elem.VR == "UI" or _standard_vr(elem) == "UI") and keyword not in KEEP_UIDS:
-        return "U"  # by tag: a UID written with a text VR is still a UID
-    if elem.VR == "PN":
-        return "X"  # any person name the table did not list
-    return None
+def _is_uid(elem) -> bool:
+    return elem.VR == "UI" or _standard_vr(elem) == "UI"
 
 
-def _clean(ds, uids: UidMapper) -> None:
-    """Apply the profile to ``ds`` and every nested sequence item, in place."""
-    for elem in list(ds):
-        action = _tag_action(elem)
-        if action == "X":
-            del ds[elem.tag]
-            continue
-        if elem.VR == "SQ":
-            if action == "Z":
-                elem.value = []
-            else:
+class _Profile:
+    """One pass over a dataset: what to do with each element, and what was done (for the summary attributes)."""
+
+    def __init__(self, uids: UidMapper, name: str):
+        from .deid_table import load_table
+
+        if name not in PROFILES:
+            raise ValueError(f"unknown de-identification profile {name!r}; choose one of {', '.join(PROFILES)}")
+        self.uids, self.name, self.table = uids, name, load_table()
+        self.temporal_changed = False
+
+    def action(self, elem) -> str | None:
+        """``X``/``Z``/``D``/``U``/``U*``/``K`` or ``None`` (keep, cleaning any sequence items)."""
+        tag = elem.tag
+        if tag.is_private:
+            return "X"
+        if self.name == "allowlist":
+            if elem.keyword in ALLOW:
+                return "U" if _is_uid(elem) and elem.keyword not in KEEP_UIDS else None
+            return "Z" if elem.keyword in ALLOW_EMPTY else "X"
+        action = self.table.action(int(tag))
+        if action is not None:
+            return CHOICE.get(action, action)
+        if tag.group & 0xFF00 in (0x5000, 0x6000) and tag.group & 0x1 == 0:
+            return "X"  # curves and overlays (data, comments, labels) are repeating groups
+        if _is_uid(elem) and elem.keyword not in KEEP_UIDS:
+            return "U"  # by tag: a UID written with a text VR is still a UID
+        if elem.VR == "PN":
+            return "X"  # safety net: a person name the table does not list
+        return None
+
+    def clean(self, ds) -> None:
+        """Apply the profile to ``ds`` and every nested sequence item, in place."""
+        for elem in list(ds):
+            action = self.action(elem)
+            if action in ("X", "Z", "D") and _standard_vr(elem) in _TEMPORAL | {"SQ"}:
+                self.temporal_changed = True  # a date, time or a sequence that may hold them
+            if action == "X":
+                del ds[elem.tag]
+            elif elem.VR == "SQ":
+                if action == "Z":
+                    elem.value = []
+                elif action == "D":
+                    for item in elem.value:
+                        self.dummy(item)
+                else:  # None, K, U*: the items are cleaned with the same profile
+                    for item in elem.value:
+                        self.clean(item)
+            elif action == "Z":
+                elem.value = b"" if elem.VR in _BINARY else ""
+            elif action == "D":
+                self.replace(ds, elem)
+            elif action == "U" and elem.value:
+                self.remap(ds, elem)
+
+    def dummy(self, ds) -> None:
+        """``D`` on a sequence: every value inside is replaced (UIDs remapped), structure kept."""
+        for elem in list(ds):
+            if elem.tag.is_private:
+                del ds[elem.tag]
+            elif elem.VR == "SQ":
                 for item in elem.value:
-                    _clean(item, uids)
-            continue
-        if action == "Z":
-            elem.value = ""
-        elif action == "D":
-            elem.value = _DUMMY.get(elem.VR, "")
-        elif action == "U" and elem.value:
-            values = elem.value if elem.VM > 1 else [elem.value]
-            mapped = [uids(v) for v in values]
-            ds.add_new(elem.tag, "UI", mapped if elem.VM > 1 else mapped[0])
+                    self.dummy(item)
+            elif _is_uid(elem) and elem.keyword not in KEEP_UIDS:
+                if elem.value:
+                    self.remap(ds, elem)
+            elif elem.keyword not in KEEP_UIDS:
+                self.replace(ds, elem)
+
+    def replace(self, ds, elem) -> None:
+        if _is_uid(elem):
+            if elem.value:
+                self.remap(ds, elem)
+            return
+        if elem.VR in _TEMPORAL:
+            self.temporal_changed = True
+        elem.value = b"" if elem.VR in _BINARY else _DUMMY.get(elem.VR, "ANONYMIZED")
+
+    def remap(self, ds, elem) -> None:
+        values = elem.value if elem.VM > 1 else [elem.value]
+        mapped = [self.uids(v) for v in values]
+        ds.add_new(elem.tag, "UI", mapped if elem.VM > 1 else mapped[0])
 
 
-def deidentify(ds, uids: UidMapper | None = None):
+_BINARY = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
+
+
+def deidentify(ds, uids: UidMapper | None = None, profile: str = "basic"):
     """De-identify a pydicom ``Dataset`` in place and return it.
 
-    Warns :class:`BurnedInAnnotationWarning` when the file says its pixels
-    carry burned-in text. ``uids`` should be shared across the files of one
-    study so references between them stay consistent.
+    ``profile="basic"`` applies every row of PS3.15 Table E.1-1 (:mod:`.deid_table`);
+    ``"allowlist"`` keeps only the image, its geometry and coded study context
+    (:data:`ALLOW`) and drops everything else. Warns :class:`BurnedInAnnotationWarning`
+    when the file says its pixels carry burned-in text. ``uids`` should be shared
+    across the files of one study so references between them stay consistent.
     """
     pydicom = require("pydicom")
     uids = uids or UidMapper()
     burned = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
-    _clean(ds, uids)
+    rules = _Profile(uids, profile)
+    rules.clean(ds)
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
-        if "SOPInstanceUID" in ds:
+        if "SOPInstanceUID" in ds and ds.SOPInstanceUID:
             meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        elif "MediaStorageSOPInstanceUID" in meta:
+        elif meta.get("MediaStorageSOPInstanceUID"):
             meta.MediaStorageSOPInstanceUID = uids(meta.MediaStorageSOPInstanceUID)
+        if meta.get("PrivateInformationCreatorUID"):
+            meta.PrivateInformationCreatorUID = uids(meta.PrivateInformationCreatorUID)
         for keyword in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
-                        "ReceivingApplicationEntityTitle", "PrivateInformation"):
+                        "ReceivingApplicationEntityTitle", "SourcePresentationAddress", "SendingPresentationAddress",
+                        "ReceivingPresentationAddress", "PrivateInformation"):
             if keyword in meta:
                 delattr(meta, keyword)
     ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = DEID_METHOD
+    ds.DeidentificationMethod = DEID_METHOD[profile].format(edition=rules.table.edition)
+    if rules.temporal_changed:
+        ds.LongitudinalTemporalInformationModified = "REMOVED"
     code = pydicom.Dataset()
     code.CodeValue, code.CodingSchemeDesignator = "113100", "DCM"
     code.CodeMeaning = "Basic Application Confidentiality Profile"
@@ -242,19 +257,29 @@ def deidentify(ds, uids: UidMapper | None = None):
     return ds
 
 
-def deidentify_bytes(data: bytes, uids: UidMapper | None = None) -> bytes:
+def deidentify_bytes(data: bytes, uids: UidMapper | None = None, profile: str = "basic") -> bytes:
     """De-identify one DICOM file given as bytes; returns the new file's bytes."""
-    return _deidentify_file(data, uids)[1]
+    return _deidentify_file(data, uids, profile)[1]
 
 
-def _deidentify_file(data: bytes, uids: UidMapper | None):
+def _deidentify_file(data: bytes, uids: UidMapper | None, profile: str = "basic"):
     """``(de-identified dataset, its file bytes)`` for one DICOM file given as bytes."""
     from .dicom import parse_dicom
 
+    uids = uids or UidMapper()
     ds = parse_dicom(data)
-    deidentify(ds, uids)
+    if not str(ds.get("SOPClassUID", "") or "").strip():
+        raise InputError("The DICOM file has no SOP Class UID, so it cannot be written as a valid file.",
+                         code="no_sop_class")
+    if not str(ds.get("SOPInstanceUID", "") or "").strip():  # give it one, derived from its content
+        ds.SOPInstanceUID = "1.2.826.0.1.3680043.10.1." + str(int(hashlib.sha256(data).hexdigest()[:24], 16))
+    deidentify(ds, uids, profile)
     out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
+    try:
+        ds.save_as(out, enforce_file_format=True)
+    except Exception as exc:  # pydicom raises ValueError/TypeError/AttributeError on values it cannot encode
+        raise InputError(f"The de-identified file cannot be written ({type(exc).__name__}).",
+                         code="unwritable") from None
     return ds, out.getvalue()
 
 
@@ -280,20 +305,24 @@ def _inputs(paths: list[str]):
         if p.is_dir():
             yield from sorted(q for q in p.rglob("*") if q.is_file())
         else:
-            yield p
+            yield p  # missing and special files get their own outcome line
 
 
 def main(argv: list[str] | None = None) -> int:
     """``medany deid IN... --out DIR``: de-identify DICOM files (or folders of them).
 
     Output files are named by their new SOP Instance UID, because original file
-    names often contain patient names; for the same reason problems name an
-    input by its number in the sorted input order unless ``--show-paths``. Returns the process exit code: 0 when
-    every input was written, 1 when any was refused.
+    names often contain patient names; for the same reason each input is named by
+    its number in the sorted input order unless ``--show-paths``. Every input gets
+    one outcome line; a bad file is skipped, never the batch. Returns the process
+    exit code: 0 when every input was written, 1 when any was refused.
     """
     parser = argparse.ArgumentParser(prog="medany deid", description=main.__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", help="DICOM files or folders")
     parser.add_argument("--out", required=True, help="output folder (created)")
+    parser.add_argument("--profile", choices=PROFILES, default="allowlist",
+                        help="allowlist (default): keep only the image, its geometry and coded study context; "
+                             "basic: every row of PS3.15 Table E.1-1, keeping all other attributes")
     parser.add_argument("--key", default=None,
                         help="secret for consistent UIDs across runs (default: random per run)")
     parser.add_argument("--show-paths", action="store_true",
@@ -301,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                              "default: by their number in the sorted input order)")
     args = parser.parse_args(argv)
     from ..paths import atomic_write_bytes
+    from .limits import DEFAULT_LIMITS
+    from .loader import read_bytes
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -312,8 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", BurnedInAnnotationWarning)
             try:
-                ds, data = _deidentify_file(path.read_bytes(), uids)
-            except (InputError, OSError) as exc:
+                ds, data = _deidentify_file(read_bytes(str(path), DEFAULT_LIMITS), uids, args.profile)
+            except InputError as exc:
                 failed += 1
                 print(f"{label}: skipped: {exc}", file=sys.stderr)
                 continue
@@ -327,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             flagged += 1
             print(f"{label}: WARNING burned-in annotation, review the pixels before sharing {name}",
                   file=sys.stderr)
+        print(f"{label}: written {name}")
     print(f"de-identified {written} file(s), skipped {failed}, burned-in annotation warnings {flagged}")
     return 0 if failed == 0 else 1
 

@@ -1,7 +1,8 @@
 """The only DICOM metadata the model ever sees: clinical context, nothing identifying.
 
-Free-text values never pass: coded strings are reduced to a short upper-case
-alphabet, ages become decade bands (90+ pooled, as HIPAA Safe Harbor asks),
+Free-text values never pass: modality, body part and view pass only as the
+standard's defined terms (:mod:`.dicom_terms`; anything else is ``"unknown"``),
+other coded strings are reduced to a short upper-case alphabet, ages become decade bands (90+ pooled, as HIPAA Safe Harbor asks),
 dates are only used to compute that band and are then dropped.
 """
 
@@ -11,6 +12,8 @@ import re
 from datetime import date
 
 import numpy as np
+
+from .dicom_terms import BODY_PARTS, MODALITIES, VIEWS, defined
 
 META_KEYS = (
     "modality", "body_part", "view", "laterality", "spacing_mm", "spacing_source", "rows", "cols",
@@ -115,9 +118,9 @@ def dicom_meta(ds, info, window: dict) -> dict:
     burned = coded(_get(ds, "BurnedInAnnotation"), 3)
     laterality = coded(_get(ds, "ImageLaterality")) or coded(_get(ds, "Laterality"))
     return {
-        "modality": coded(_get(ds, "Modality")),
-        "body_part": coded(_get(ds, "BodyPartExamined")),
-        "view": coded(_get(ds, "ViewPosition")),
+        "modality": defined(_get(ds, "Modality"), MODALITIES),
+        "body_part": defined(_get(ds, "BodyPartExamined"), BODY_PARTS),
+        "view": defined(_get(ds, "ViewPosition"), VIEWS),
         "laterality": laterality if laterality in ("L", "R", "B", "U") else None,
         "spacing_mm": spacing,
         "spacing_source": source,

@@ -9,6 +9,7 @@ checked before the input is read in full.
 from __future__ import annotations
 
 import os
+import stat
 from typing import Union
 
 import numpy as np
@@ -33,16 +34,29 @@ def read_bytes(source, limits: InputLimits = DEFAULT_LIMITS) -> bytes:
         source = resolve_sample(source)
     if isinstance(source, (str, os.PathLike)):
         try:
-            size = os.stat(source).st_size
-            limits.check_bytes(size)
-            with open(source, "rb") as fh:
-                return fh.read(limits.max_bytes + 1)
+            # Non-blocking open, then fstat: a FIFO would block a plain open() forever, and a
+            # device (/dev/zero) never ends; only regular files are read, and never past the limit.
+            fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            with os.fdopen(fd, "rb") as fh:
+                mode = os.fstat(fh.fileno()).st_mode
+                if stat.S_ISDIR(mode):
+                    raise IsADirectoryError
+                if not stat.S_ISREG(mode):
+                    raise InputError("The input is not a regular file (a device, pipe or socket); "
+                                     "save it as a file first.", code="not_a_file")
+                limits.check_bytes(os.fstat(fh.fileno()).st_size)
+                data = fh.read(limits.max_bytes + 1)
+            limits.check_bytes(len(data))
+            return data
         except FileNotFoundError:
             raise InputError("The file could not be found.", code="not_found") from None
         except IsADirectoryError:
             raise InputError("A folder was given where a file was expected.", code="not_a_file") from None
         except PermissionError:
             raise InputError("The file cannot be read (permission denied).", code="unreadable") from None
+        except OSError as exc:  # never echo the path: folder names often carry patient names
+            raise InputError(f"The file cannot be read ({exc.strerror or type(exc).__name__}).",
+                             code="unreadable") from None
     if hasattr(source, "read"):
         data = source.read(limits.max_bytes + 1)
         if not isinstance(data, (bytes, bytearray)):

@@ -5,10 +5,10 @@ from multimodal.evidence import (classifier_evidence, dicom_evidence, durations_
 from multimodal.prompt import classifier_summary, dicom_summary
 
 
-def test_dicom_header_states_modality_and_body_part():
+def test_dicom_header_states_modality_body_part_and_view():
     meta = {"modality": "CR", "body_part": "CHEST", "view": "PA"}
     ev = dicom_evidence("Image 1", dicom_summary(meta), meta)
-    assert ev.facts == {"modality": ("CR",), "body_part": ("CHEST",)} and ev.line.startswith("Image 1: DICOM")
+    assert ev.facts == {"modality": ("CR",), "body_part": ("CHEST",), "view": ("PA",)} and ev.line.startswith("Image 1: DICOM")
     assert dicom_evidence("Image 1", "DICOM", {"body_part": "Left knee"}).facts["body_part"] == ("KNEE",)
 
 

@@ -54,6 +54,17 @@ def test_the_wrong_modality_or_body_part_in_a_claim_is_flagged():
     assert check("A CT scan may be needed if symptoms persist.", ev).ok  # advice, not a claim about the film
 
 
+def test_the_wrong_view_in_a_claim_is_flagged():
+    """The 1.5B once called a PA hand film an "AP view": the header's view is a fact like its body part."""
+    meta = {"modality": "CR", "body_part": "HAND", "view": "PA"}
+    ev = [dicom_evidence("Image 1", dicom_summary(meta), meta)]
+    assert [i.said for i in check("This is a CR image of the hand, AP view.", ev).issues] == ["AP"]
+    assert check("This is a posteroanterior (PA) radiograph of the hand.", ev).ok
+    assert check("A lateral view may help if pain persists.", ev).ok  # advice
+    lateral = {"modality": "CR", "body_part": "CHEST", "view": "LL"}
+    assert check("This is a lateral chest film.", [dicom_evidence("Image 1", dicom_summary(lateral), lateral)]).ok
+
+
 def test_contradicting_sentences_can_be_dropped():
     answer = "The patient reports a headache. The patient also has a fever. Rest and drink water."
     g = check(answer, _transcript())

@@ -39,3 +39,13 @@ def test_transcript_in_reads_back_the_transcript_line():
     assert line == 'recording (3.1 s), transcript: "I said "ouch", twice."'
     assert transcript_in(line) == 'I said "ouch", twice.'
     assert transcript_in("recording (2.0 s), silent: no speech was heard") == ""
+
+
+def test_placeholders_typed_in_a_question_are_text_not_media():
+    """Issue 13: a question containing `<image>` was refused (422 / exit 2) as a placeholder mismatch."""
+    from multimodal.prompt import literal
+    from multimodal.template import count_placeholders
+
+    messages = chat_messages(["Image 1: photo"], literal("What does <image> or <audio> mean in a report?"))
+    assert count_placeholders(messages) == {"image": 0, "audio": 0}
+    assert "image>" in messages[-1]["content"] and "audio>" in messages[-1]["content"]

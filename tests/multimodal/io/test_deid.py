@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from pathlib import Path
 
 import pydicom
 import pytest
 from tests.multimodal.io.io_helpers import sample_bytes
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 
-from multimodal.io.deid import PROFILE, BurnedInAnnotationWarning, UidMapper, deidentify, deidentify_bytes, main
+from multimodal.io.deid_table import load_table
+from multimodal.io.deid import BurnedInAnnotationWarning, UidMapper, deidentify, deidentify_bytes, main
 
 MARK = "ZQXJ7731"  # a synthetic name / ID, planted everywhere
 DATE, TIME, UID_MARK = "19770707", "071707", "1.2.826.0.1.77317731"
+# Every table row whose attribute pydicom's dictionary names (the conformance test covers the rest).
+PROFILE_KEYWORDS = [k for r in load_table().rows if r.mask == 0xFFFFFFFF and (k := keyword_for_tag(r.tag))
+                    and r.tag >> 16 not in (0x0000, 0x0002, 0xFFFC)]
 STRING_VRS = {"PN", "LO", "SH", "LT", "ST", "UT", "UC", "AE", "CS", "UR"}
 
 
@@ -43,7 +48,7 @@ def _item() -> Dataset:
 
 def _planted(burned: str = "YES") -> Dataset:
     ds = pydicom.dcmread(io.BytesIO(sample_bytes("MR_small.dcm")))
-    for keyword in PROFILE:
+    for keyword in PROFILE_KEYWORDS:
         tag = tag_for_keyword(keyword)
         vr = dictionary_VR(tag)
         if vr == "SQ":
@@ -71,8 +76,8 @@ def _to_bytes(ds: Dataset) -> bytes:
 
 
 def test_profile_keywords_are_real_attributes():
-    assert len(PROFILE) >= 200
-    missing = [k for k in PROFILE if tag_for_keyword(k) is None]
+    assert len(PROFILE_KEYWORDS) >= 200
+    missing = [k for k in PROFILE_KEYWORDS if tag_for_keyword(k) is None]
     assert not missing
 
 
@@ -88,7 +93,8 @@ def test_planted_identifiers_never_survive():
     assert ds.PatientIdentityRemoved == "YES"
     assert ds.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
     assert "PatientName" in ds and str(ds.PatientName) == ""  # Z: present, empty
-    assert "InstitutionName" not in ds and "OtherPatientIDs" not in ds  # X: removed
+    assert "OtherPatientIDs" not in ds  # X: removed
+    assert ds.InstitutionName == "ANONYMIZED"  # X/Z/D: a dummy, valid whatever the IOD requires
     seen = []
 
     def visit(dataset, elem):
@@ -204,3 +210,88 @@ def test_cli_keeps_both_files_when_two_share_a_uid(tmp_path, capsys):
     assert main([str(inputs), "--out", str(out)]) == 0
     assert len(list(out.glob("*.dcm"))) == 2
     assert "de-identified 2 file(s)" in capsys.readouterr().out
+
+
+def _without(keyword: str, value=None) -> bytes:
+    ds = pydicom.dcmread(io.BytesIO(sample_bytes("CT_small.dcm")))
+    if value is None:
+        del ds[keyword]
+    else:
+        setattr(ds, keyword, value)
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=False)
+    return buf.getvalue()
+
+
+def test_cli_gives_every_input_its_own_outcome_and_never_aborts_the_batch(tmp_path, capsys):
+    """Issue 13: an empty SOP Instance UID or a missing SOP Class UID aborted the batch with a traceback."""
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    (inputs / "1.dcm").write_bytes(_without("SOPInstanceUID", ""))
+    (inputs / "2.dcm").write_bytes(_without("SOPClassUID"))
+    (inputs / "3.dcm").write_bytes(sample_bytes("CT_small.dcm"))
+    (inputs / "4.dcm").write_bytes(sample_bytes("MR_small.dcm"))
+    rc = main([str(inputs), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    lines = (captured.out + captured.err).splitlines()
+    for n in range(1, 5):
+        assert any(line.startswith(f"input {n}: ") for line in lines), (n, lines)
+    written = list(out.glob("*.dcm"))
+    assert len(written) >= 3  # the empty-UID file gets a new UID; only the class-less one may be refused
+    assert rc == (0 if len(written) == 4 else 1)
+    for p in written:
+        ds = pydicom.dcmread(p)
+        assert ds.SOPInstanceUID.startswith("2.25.") and ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+
+
+def test_cli_never_prints_the_path_of_a_missing_input(tmp_path, capsys):
+    missing = tmp_path / "Zyxwv^Patient" / "scan.dcm"
+    assert main([str(missing), "--out", str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    assert "Zyxwv" not in captured.out + captured.err and "input 1: skipped" in captured.err
+
+
+def _finishes(fn, seconds: float = 20.0):
+    import threading
+
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("rc", fn()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "hung"
+    return result["rc"]
+
+
+def test_cli_refuses_special_files_instead_of_hanging_or_reading_forever(tmp_path, capsys):
+    """Issue 13: a FIFO hung `medany deid`; /dev/zero was read without limit."""
+    fifo = tmp_path / "pipe.dcm"
+    os.mkfifo(fifo)
+    rc = _finishes(lambda: main([str(fifo), "/dev/zero", "--out", str(tmp_path / "out")]))
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "input 1: skipped" in err and "input 2: skipped" in err and "not a regular file" in err
+
+
+@pytest.mark.parametrize("profile", ["basic", "allowlist"])
+def test_both_profiles_keep_what_the_model_reads(profile):
+    from multimodal.io import load_image
+
+    data = sample_bytes("RG1_UNCR.dcm")
+    out = deidentify_bytes(data, profile=profile)
+    before, after = load_image(data), load_image(out)
+    assert (after.pixels == before.pixels).all()
+    for key in ("modality", "body_part", "rows", "cols", "spacing_mm", "photometric"):
+        assert after.meta[key] == before.meta[key], key
+
+
+def test_allowlist_drops_everything_it_does_not_name():
+    from multimodal.io.deid import ALLOW, ALLOW_EMPTY
+
+    data = _to_bytes(_planted("NO"))
+    ds = pydicom.dcmread(io.BytesIO(deidentify_bytes(data, UidMapper(b"k"), profile="allowlist")))
+    kept = {e.keyword for e in ds}
+    assert kept <= ALLOW | set(ALLOW_EMPTY), kept - ALLOW - set(ALLOW_EMPTY)
+    assert all(str(ds[k].value) == "" for k in ALLOW_EMPTY if k in ds)
+    assert MARK.encode() not in deidentify_bytes(data, profile="allowlist")
+    assert ds.SOPInstanceUID == UidMapper(b"k")("1.2.826.0.1.7731.3")

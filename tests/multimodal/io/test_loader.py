@@ -72,3 +72,28 @@ def test_audio_dispatch():
     from tests.multimodal.io.io_helpers import encode
 
     assert isinstance(load_media(encode("wav", "pcm_s16le")), AudioClip)
+
+
+def test_special_files_are_refused_not_read(tmp_path):
+    """Issue 13: a FIFO hung `medany chat` forever; /dev/zero was read without limit."""
+    import os
+    import threading
+
+    fifo = tmp_path / "upload.png"
+    os.mkfifo(fifo)
+    errors = []
+
+    def load(source):
+        try:
+            load_media(source)
+        except InputError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load, args=(s,), daemon=True) for s in (str(fifo), "/dev/zero")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert not any(t.is_alive() for t in threads), "hung on a special file"
+    assert len(errors) == 2 and all(e.code == "not_a_file" for e in errors)
+    assert all(str(tmp_path) not in str(e) for e in errors)

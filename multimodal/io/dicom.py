@@ -28,6 +28,7 @@ from ..errors import (
 )
 from .dicom_meta import dicom_meta
 from .limits import DEFAULT_LIMITS, InputLimits
+from .shrink import block_mean, nearest
 from .sniff import SNIFF_BYTES, _dicom_without_preamble
 from .types import MedicalImage
 from .windows import AUTO_WINDOW_MODALITIES, apply_window, auto_window, minmax_scale, resolve_window
@@ -268,29 +269,35 @@ def decode_frame(ds, info: PixelInfo, index: int = 0) -> np.ndarray:
     return arr
 
 
-def to_display(ds, stored: np.ndarray, info: PixelInfo, window=None) -> tuple[np.ndarray, dict]:
-    """Stored values -> float32 ``[H, W, 3]`` in [0, 1], plus how it was windowed."""
+def to_display(ds, stored: np.ndarray, info: PixelInfo, window=None, shrink: int = 1) -> tuple[np.ndarray, dict]:
+    """Stored values -> float32 ``[H/shrink, W/shrink, 3]`` in [0, 1], plus how it was windowed.
+
+    ``shrink`` downscales while converting (:mod:`.shrink`): linear mappings
+    (rescale, RGB) average ``shrink x shrink`` blocks; palette indices and lookup-table
+    inputs, which must not be averaged, keep every ``shrink``-th pixel.
+    """
     from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi
 
     if info.photometric == "PALETTE COLOR":
         try:
-            rgb = apply_color_lut(stored, ds)
+            rgb = apply_color_lut(nearest(stored, shrink), ds)
         except Exception:
             raise _corrupt("its colour palette is missing or damaged") from None
         scale = _palette_max(ds, rgb)
         return (rgb.astype(np.float32) / np.float32(scale)), {"source": "palette"}
     if info.samples == 3:  # RGB (YBR was converted to RGB by the decoder)
-        top = float(2 ** min(info.bits_stored, 32) - 1)
-        return np.clip(stored.astype(np.float32) / np.float32(top), 0, 1), {"source": "rgb"}
+        top = np.float32(1.0 / float(2 ** min(info.bits_stored, 32) - 1))
+        rgb = block_mean(stored, shrink, lambda band: band.astype(np.float32) * top)
+        return np.clip(rgb, 0, 1, out=rgb), {"source": "rgb"}
 
+    voi_lut = window is None and "VOILUTSequence" in ds and len(ds.VOILUTSequence) > 0
     if "ModalityLUTSequence" in ds:
-        values = apply_modality_lut(stored, ds).astype(np.float32)
+        values = apply_modality_lut(nearest(stored, shrink), ds).astype(np.float32)
     else:
-        slope = _float(ds, "RescaleSlope", 1.0)
-        intercept = _float(ds, "RescaleIntercept", 0.0)
-        values = stored.astype(np.float32)
-        if slope != 1.0 or intercept != 0.0:
-            values = values * np.float32(slope) + np.float32(intercept)
+        slope = np.float32(_float(ds, "RescaleSlope", 1.0))
+        intercept = np.float32(_float(ds, "RescaleIntercept", 0.0))
+        source = nearest(stored, shrink) if voi_lut else stored  # a VOI LUT indexes real values
+        values = block_mean(source, 1 if voi_lut else shrink, lambda band: band.astype(np.float32) * slope + intercept)
 
     if window is not None:
         if isinstance(window, str) and window.strip().lower() == "auto":
@@ -301,7 +308,7 @@ def to_display(ds, stored: np.ndarray, info: PixelInfo, window=None) -> tuple[np
             used = {"center": c, "width": w, "function": "LINEAR",
                     "source": f"preset:{window.strip().lower()}" if isinstance(window, str) else "manual"}
         gray = apply_window(values, c, w)
-    elif "VOILUTSequence" in ds and len(ds.VOILUTSequence) > 0:
+    elif voi_lut:
         try:
             # The VOI LUT indexes integer modality values.
             gray = minmax_scale(apply_voi(np.rint(values).astype(np.int64), ds, 0))
@@ -393,5 +400,6 @@ def read_dicom(
             raise InputError(f"This image has {info.frames} frame(s); frame {index} does not exist.",
                              code="bad_frame")
     stored = decode_frame(ds, info, index)
-    pixels, used = to_display(ds, stored, info, window)
+    pixels, used = to_display(ds, stored, info, window, limits.shrink_factor(info.rows, info.cols))
+    del stored
     return MedicalImage(pixels=pixels, meta=dicom_meta(ds, info, used), kind="dicom")

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import CorruptInputError, EmptyInputError, InputError, UnsupportedFormatError, require
 from .limits import DEFAULT_LIMITS, InputLimits
+from .shrink import block_mean, factor
 from .types import MedicalImage
 
 FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF", "MPO")
@@ -38,6 +39,9 @@ def read_image(data: bytes, *, limits: InputLimits = DEFAULT_LIMITS) -> MedicalI
             from .sniff import IMAGE, SNIFF_BYTES, sniff
 
             found = sniff(data[:SNIFF_BYTES])
+            if found is not None and found.kind == IMAGE and found.fmt.upper() not in FORMATS:
+                raise UnsupportedFormatError(f"{found.fmt.upper()} images are not supported; please export the "
+                                             "photo as JPEG or PNG.") from None
             if found is not None and found.kind == IMAGE:  # right signature, broken header
                 raise CorruptInputError("The image file is damaged and cannot be read.") from None
             raise UnsupportedFormatError("The file is not an image format MedAny reads "
@@ -52,10 +56,16 @@ def read_image(data: bytes, *, limits: InputLimits = DEFAULT_LIMITS) -> MedicalI
     if width <= 0 or height <= 0:
         raise EmptyInputError("The image has no pixels.")
     limits.check_pixels(height, width)
+    meta = _photo_meta(img)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
+            f = limits.shrink_factor(height, width)
+            target = (-(-width // f), -(-height // f))
+            if f > 1 and img.format in ("JPEG", "MPO"):  # the decoder itself scales by 1/2, 1/4 or 1/8
+                img.draft(img.mode, target)
             img.load()
+            img = shrink_pil(img, target)
             from PIL import ImageOps
 
             img = ImageOps.exif_transpose(img)
@@ -63,7 +73,27 @@ def read_image(data: bytes, *, limits: InputLimits = DEFAULT_LIMITS) -> MedicalI
             raise _too_large() from None
         except Exception:  # truncated streams raise OSError, bad chunks SyntaxError/ValueError
             raise CorruptInputError("The image file is damaged or incomplete and cannot be read.") from None
-    return MedicalImage(pixels=pil_to_pixels(img), meta=_photo_meta(img), kind="photo")
+    return MedicalImage(pixels=pil_to_pixels(img), meta=meta, kind="photo")
+
+
+_REDUCIBLE = {"L", "LA", "RGB", "RGBA", "I", "F", "CMYK"}
+
+
+def shrink_pil(img, size: tuple[int, int]):
+    """A loaded Pillow image area-downscaled to ``size`` (width, height) when it is larger (palette and
+    bilevel images by nearest pixel; 16-bit ones through 32-bit integers, which Pillow can resample)."""
+    from PIL import Image
+
+    if img.size[0] <= size[0] and img.size[1] <= size[1]:
+        return img
+    if img.mode in ("P", "PA", "1"):
+        return img.resize(size, Image.Resampling.NEAREST)
+    if img.mode not in _REDUCIBLE:
+        img = img.convert("I" if img.mode.startswith("I;16") else "RGB")
+    f = img.size[0] // size[0]
+    if f > 1 and -(-img.size[0] // f) == size[0] and -(-img.size[1] // f) == size[1]:
+        return img.reduce(f)  # an exact integer factor: plain block means
+    return img.resize(size, Image.Resampling.BOX)
 
 
 def _too_large():
@@ -81,8 +111,8 @@ def pil_to_pixels(img) -> np.ndarray:
     """A Pillow image (any mode) -> float32 ``[H, W, 3]`` in [0, 1]."""
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return array_to_pixels(np.asarray(img).astype(np.uint16))
-    if mode == "I":  # 16-bit PNGs open as 32-bit ints holding 0..65535
+        return array_to_pixels(np.asarray(img).astype(np.uint16, copy=False))
+    if mode == "I":  # 16-bit PNGs open (and reduce) as 32-bit ints holding 0..65535
         arr = np.asarray(img)
         return array_to_pixels(arr.astype(np.uint16) if arr.min() >= 0 and arr.max() <= 65535 else arr.astype(np.float32))
     if mode == "F":
@@ -94,12 +124,13 @@ def pil_to_pixels(img) -> np.ndarray:
     return array_to_pixels(np.asarray(img))
 
 
-def array_to_pixels(arr) -> np.ndarray:
+def array_to_pixels(arr, max_pixels: int | None = None) -> np.ndarray:
     """A numpy image -> float32 ``[H, W, 3]`` in [0, 1].
 
-    Accepts ``[H, W]``, ``[H, W, 1|3|4]``; integers are scaled by their type's
-    range, floats already in [0, 1] are kept, other floats are min-max scaled.
-    Alpha is composited over white.
+    Accepts ``[H, W]``, ``[H, W, C]`` with 1-4 channels; integers are scaled by their
+    type's range, floats already in [0, 1] are kept, other floats are min-max scaled.
+    Alpha is composited over white. Above ``max_pixels`` the image is area-downscaled
+    by an integer factor while it is converted, band by band (:mod:`.shrink`).
     """
     arr = np.asarray(arr)
     if arr.ndim == 3 and arr.shape[-1] in (1, 2, 3, 4):
@@ -108,24 +139,8 @@ def array_to_pixels(arr) -> np.ndarray:
         raise InputError("An image array must be [H, W] or [H, W, C] with 1-4 channels.", code="bad_array")
     if arr.size == 0 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise EmptyInputError("The image has no pixels.")
-    if arr.dtype == bool:
-        x = arr.astype(np.float32)
-    elif np.issubdtype(arr.dtype, np.integer):
-        info = np.iinfo(arr.dtype)
-        x = arr.astype(np.float32)
-        if info.min < 0:
-            x = (x - info.min) / np.float32(info.max - info.min)
-        else:
-            x = x / np.float32(info.max)
-    elif np.issubdtype(arr.dtype, np.floating):
-        x = arr.astype(np.float32)
-        if not np.isfinite(x).all():
-            raise CorruptInputError("The image contains invalid (non-finite) pixel values.")
-        lo, hi = float(x.min()), float(x.max())
-        if lo < 0 or hi > 1:
-            x = (x - lo) / np.float32(hi - lo) if hi > lo else np.zeros_like(x)
-    else:
-        raise InputError("The image array has an unsupported data type.", code="bad_array")
+    f = factor(arr.shape[0], arr.shape[1], max_pixels) if max_pixels else 1
+    x = block_mean(arr, f, _unit_transform(arr))  # float32 [h, w(, C)] in [0, 1]
     if x.ndim == 2:
         x = x[..., None]  # [H, W] -> [H, W, 1]
     channels = x.shape[-1]
@@ -134,7 +149,27 @@ def array_to_pixels(arr) -> np.ndarray:
         x = x[..., :-1] * alpha + np.float32(_BACKGROUND) * (1.0 - alpha)
     if x.shape[-1] == 1:
         x = np.repeat(x, 3, axis=2)  # [H, W, 1] -> [H, W, 3]
-    return np.ascontiguousarray(np.clip(x, 0.0, 1.0), dtype=np.float32)
+    return np.ascontiguousarray(np.clip(x, 0.0, 1.0, out=x), dtype=np.float32)
+
+
+def _unit_transform(arr: np.ndarray):
+    """A function mapping a band of ``arr`` to float32 in [0, 1], by the whole array's type or range."""
+    if arr.dtype == bool:
+        return lambda band: band.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.integer):
+        info = np.iinfo(arr.dtype)
+        lo, scale = np.float32(min(info.min, 0)), np.float32(1.0 / (info.max - min(info.min, 0)))
+        return lambda band: (band.astype(np.float32) - lo) * scale
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise CorruptInputError("The image contains invalid (non-finite) pixel values.")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo >= 0 and hi <= 1:
+            return lambda band: band.astype(np.float32)
+        if hi <= lo:
+            return lambda band: np.zeros(band.shape, dtype=np.float32)
+        return lambda band: (band.astype(np.float32) - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    raise InputError("The image array has an unsupported data type.", code="bad_array")
 
 
 def is_grayscale(pixels: np.ndarray, tolerance: float = 4 / 255, coloured_share: float = 0.005) -> bool:

@@ -27,6 +27,10 @@ class InputLimits:
         max_audio_s: longest audio clip in seconds (default 15 minutes).
         max_audio_channels: most channels a recording may have (default 64; every
             channel is decoded before the down-mix to mono).
+        max_decoded_pixels: the memory budget of one decoded image: larger frames are
+            area-downscaled by an integer factor while they are decoded (default
+            2048 x 2048 = 4.2 Mpx, 48 MiB as float32 RGB; the encoders read 224 px and
+            the viewer shows at most 1024). ``meta`` keeps the original size.
     """
 
     max_bytes: int = 512 * MiB
@@ -34,10 +38,17 @@ class InputLimits:
     max_frames: int = 2000
     max_audio_s: float = 15 * 60.0
     max_audio_channels: int = 64
+    max_decoded_pixels: int = 2048 * 2048
 
     def capped(self, max_bytes: int) -> "InputLimits":
         """These limits with ``max_bytes`` lowered to at most ``max_bytes`` (a server's upload cap)."""
         return replace(self, max_bytes=min(self.max_bytes, int(max_bytes)))
+
+    def shrink_factor(self, height: int, width: int) -> int:
+        """The integer downscale factor that brings ``height x width`` within ``max_decoded_pixels``."""
+        from .shrink import factor
+
+        return factor(height, width, self.max_decoded_pixels)
 
     def check_bytes(self, n: int) -> None:
         """Refuse an encoded input of ``n`` bytes when it exceeds ``max_bytes``."""

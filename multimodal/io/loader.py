@@ -18,7 +18,7 @@ from ..errors import EmptyInputError, InputError, UnsupportedFormatError
 from ..samples import is_sample, resolve_sample
 from .audio import read_audio
 from .dicom import read_dicom
-from .image import array_to_pixels, pil_to_pixels, read_image
+from .image import array_to_pixels, pil_to_pixels, read_image, shrink_pil
 from .limits import DEFAULT_LIMITS, InputLimits
 from .sniff import AUDIO, DICOM, IMAGE, SNIFF_BYTES, describe, sniff
 from .types import AudioClip, MedicalImage
@@ -85,13 +85,16 @@ def load_image(
     if isinstance(source, np.ndarray):
         if source.ndim >= 2:
             limits.check_pixels(source.shape[0], source.shape[1])
-        return MedicalImage(pixels=array_to_pixels(source), meta={"format": "array"}, kind="photo")
+        return MedicalImage(pixels=array_to_pixels(source, limits.max_decoded_pixels), meta={"format": "array"},
+                            kind="photo")
     if _is_pil(source):
         limits.check_pixels(source.size[1], source.size[0])
         from PIL import ImageOps
 
-        return MedicalImage(pixels=pil_to_pixels(ImageOps.exif_transpose(source)),
-                            meta={"format": "pil"}, kind="photo")
+        f = limits.shrink_factor(source.size[1], source.size[0])
+        small = shrink_pil(source, (-(-source.size[0] // f), -(-source.size[1] // f)))
+        return MedicalImage(pixels=pil_to_pixels(ImageOps.exif_transpose(small)), meta={"format": "pil"},
+                            kind="photo")
     data = read_bytes(source, limits)
     kind = _kind(data)
     if kind == DICOM:

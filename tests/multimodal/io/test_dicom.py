@@ -212,3 +212,44 @@ def test_every_shipped_sample_decodes_or_fails_typed():
     for name in KNOWN_UNDECODABLE:
         with pytest.raises(InputError):
             load_image(sample_bytes(name))
+
+
+def _big_dicom(side: int, photometric: str = "MONOCHROME2", slope: float = 1.0) -> tuple[bytes, np.ndarray]:
+    ds = pydicom.dcmread(io.BytesIO(sample_bytes("CT_small.dcm")))
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 4096, size=(side, side)).astype(np.uint16)
+    ds.Rows = ds.Columns = side
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PhotometricInterpretation, ds.RescaleSlope, ds.RescaleIntercept = photometric, slope, 0
+    for k in ("WindowCenter", "WindowWidth"):
+        if k in ds:
+            delattr(ds, k)
+    ds.PixelData = arr.tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=False)
+    return buf.getvalue(), arr
+
+
+def test_large_dicoms_decode_within_the_pixel_budget():
+    """Issue 13: decoding expanded every pixel to float32 several times over; now one band at a time."""
+    import tracemalloc
+
+    from multimodal.io import InputLimits
+
+    data, arr = _big_dicom(2400)
+    limits = InputLimits(max_decoded_pixels=400_000)  # factor 4 -> 600 x 600
+    tracemalloc.start()
+    try:
+        img = load_image(data, window=(2048, 4096), limits=limits)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert img.size == (600, 600) and img.meta["rows"] == 2400
+    block = arr[:4, :4].astype(np.float64).mean()
+    expect = np.clip((block - (2048 - 0.5 - 4095 / 2)) / 4095, 0, 1)  # the LINEAR window on the block mean
+    np.testing.assert_allclose(img.pixels[0, 0, 0], expect, atol=1e-4)
+    # the parsed and decoded stored frame (2 x 11 MiB) and one band; one float32 [H, W, 3] copy alone is 66 MiB
+    assert peak < 56 * 2**20, f"{peak / 2**20:.0f} MiB"
+    assert load_image(data, window=(2048, 4096)).size == (1200, 1200)  # 5.8 Mpx: halved by the default budget
+    full = load_image(data, window=(2048, 4096), limits=InputLimits(max_decoded_pixels=2400 * 2400))
+    assert full.size == (2400, 2400)  # within its budget: untouched

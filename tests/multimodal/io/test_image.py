@@ -138,3 +138,55 @@ def test_is_grayscale_tells_radiographs_from_colour_photos():
     colour[100:140, 200:260, 0] = 1.0  # one red patch is enough
     assert not is_grayscale(colour)
     assert is_grayscale(np.zeros((0, 0, 3), np.float32))
+
+
+def _peak_traced(fn):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
+
+
+BUDGET = InputLimits(max_decoded_pixels=500_000)  # 3000 x 3000 -> factor 5 -> 600 x 600
+
+
+@pytest.mark.parametrize("fmt,mode", [("PNG", "RGB"), ("PNG", "L"), ("PNG", "I;16"), ("JPEG", "RGB"), ("GIF", "P"),
+                                      ("TIFF", "RGBA"), ("WEBP", "RGB")])
+def test_large_images_decode_within_the_pixel_budget(fmt, mode):
+    """Issue 13: a 10000 x 10000 PNG took 6.6 GB (float32 copies of every pixel); now it is shrunk while decoding."""
+    side = 3000
+    gray = (np.add.outer(np.arange(side), np.arange(side)) % 256).astype(np.uint8)
+    if mode == "I;16":
+        src = Image.fromarray(gray.astype(np.uint16) * 257)
+    elif mode == "P":
+        src = Image.fromarray(gray).convert("P")
+    else:
+        src = Image.fromarray(gray).convert(mode)
+    data = _encode(src, fmt)
+    img, peak = _peak_traced(lambda: load_image(data, limits=BUDGET))
+    h, w = img.size
+    assert h * w <= BUDGET.max_decoded_pixels and h >= 550 and w >= 550  # 1/5 (JPEG's decoder may give 1/4, 1/8)
+    assert img.meta["rows"] == side and img.meta["cols"] == side  # the original size is recorded
+    assert abs(float(img.pixels.mean()) - float(gray.mean()) / 255) < 0.03  # same picture, on average
+    assert peak < 48 * 2**20, f"{peak / 2**20:.0f} MiB of numpy allocations"  # one full float copy alone is 103
+
+
+def test_large_arrays_and_pil_images_shrink_too():
+    arr = (np.random.default_rng(0).random((2000, 1500)) * 65535).astype(np.uint16)
+    img = load_image(arr, limits=BUDGET)
+    assert img.size == (667, 500)  # factor 3
+    np.testing.assert_allclose(img.pixels[0, 0, 0], arr[:3, :3].mean() / 65535, rtol=1e-4)
+    pil = load_image(Image.fromarray(arr[:, :, None].repeat(3, 2).astype(np.uint8)), limits=BUDGET)
+    assert pil.size == (667, 500)
+
+
+def test_exif_orientation_survives_the_shrink():
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    img = load_image(_encode(_gradient(1600, 1200), "JPEG", exif=exif.tobytes()), limits=BUDGET)
+    assert img.size[0] > img.size[1]  # upright: taller than wide after the 90 degree turn

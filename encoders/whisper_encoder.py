@@ -28,11 +28,13 @@ import copy
 import json
 import math
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from multimodal.cancel import checkpoint
 from multimodal.errors import CorruptInputError, EmptyInputError, InputError, ModelLoadError, require
 from multimodal.rng import seeded
 from multimodal.io.types import SAMPLE_RATE, AudioClip
@@ -92,6 +94,18 @@ def _layer_norm_any_dtype(module: torch.nn.Module) -> None:
     for m in module.modules():
         if type(m) is wmodel.LayerNorm:
             m.__class__ = _LayerNormAnyDtype  # same fields, so swapping the class is safe
+
+
+@contextmanager
+def _stop_between_steps(model):
+    """Every encoder window and decoder step checks the current request's deadline (:mod:`multimodal.cancel`):
+    a 15-minute recording is 30 windows of up to 224 steps each, too long to finish after the client left."""
+    handles = [m.register_forward_pre_hook(lambda *_: checkpoint()) for m in (model.encoder, model.decoder)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 class WhisperEncoder(Encoder):
@@ -155,7 +169,8 @@ class WhisperEncoder(Encoder):
             model = self._decoding_model()
             mel = log_mel(samples, self.n_mels)  # [M, 3000]
             options = whisper.DecodingOptions(language="en", without_timestamps=True, fp16=False, temperature=0.0)
-            result = whisper.decode(model, mel, options)
+            with _stop_between_steps(model):
+                result = whisper.decode(model, mel, options)
         return result.text.strip()
 
     def transcribe_segments(self, clip: AudioClip) -> list[tuple[float, float, str]]:
@@ -164,9 +179,10 @@ class WhisperEncoder(Encoder):
         whisper = require("whisper", "all")
         with _DECODE_LOCK:
             model = self._decoding_model()
-            result = whisper.transcribe(
-                model, samples, language="en", temperature=0.0, fp16=False, verbose=None,
-            )  # fmt: skip
+            with _stop_between_steps(model):
+                result = whisper.transcribe(
+                    model, samples, language="en", temperature=0.0, fp16=False, verbose=None,
+                )  # fmt: skip
         return [(float(s["start"]), float(s["end"]), s["text"].strip()) for s in result["segments"]]
 
     def whisper_model(self):

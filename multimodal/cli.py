@@ -28,9 +28,13 @@ def chat(question: str, images: Sequence[str] = (), audios: Sequence[str] = (), 
     An answer that contradicts its evidence is answered again (said on stderr);
     ``show_evidence`` prints the evidence and the grounding check to stderr.
     """
+    from .io import load_audio, load_image
     from .pipeline import Assistant
 
     out = out or sys.stdout
+    # Inputs first: a bad file is refused in milliseconds, before seconds of model loading.
+    images = [load_image(path) for path in images]
+    audios = [load_audio(path) for path in audios]
     assistant = Assistant.load(config or StackConfig())
     for piece in assistant.stream(question, images=images, audios=audios):
         out.write(piece)
@@ -122,7 +126,7 @@ def demo(config: StackConfig | None = None, host: str = "127.0.0.1", port: int =
 def serve(config: StackConfig | None = None, host: str = "127.0.0.1", port: int = 8000,
           api_keys: Sequence[str] = (), model_name: str = "medany", max_request_mb: int = 64,
           queue_size: int = 16, timeout_s: float = 120.0, allowed_dirs: Sequence[str] = (),
-          audit_log: str | None = None) -> int:
+          audit_log: str | None = None, allowed_hosts: Sequence[str] = ()) -> int:
     """Serve the OpenAI-compatible API (``/v1/chat/completions``) on the given stack until interrupted."""
     from .pipeline import Assistant
     from .serve import ServeSettings, build_app, launch
@@ -132,7 +136,7 @@ def serve(config: StackConfig | None = None, host: str = "127.0.0.1", port: int 
                              model_name=model_name, max_request_bytes=max_request_mb * 1024 * 1024,
                              queue_size=queue_size, request_timeout_s=timeout_s,
                              allow_local_files=bool(allowed_dirs), allowed_dirs=tuple(allowed_dirs),
-                             audit_log=audit_log).validate()  # refuse unsafe settings before loading models
+                             audit_log=audit_log, allowed_hosts=tuple(allowed_hosts)).validate()  # refuse unsafe settings before loading models
     if audit_log is None:
         from .serve.audit import log_to_stderr
 
@@ -248,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-local-files", dest="allowed_dirs", action="append", default=[], metavar="DIR",
                    help="accept file:// image URLs inside DIR (repeatable); off by default")
     p.add_argument("--audit-log", help="file for one JSON line per request (default: the medany.serve.audit logger)")
+    p.add_argument("--allowed-host", dest="allowed_hosts", action="append", default=[], metavar="NAME",
+                   help="Host header name to answer besides the bound address (repeatable; others get 421)")
     _add_stack_args(p)
 
     p = sub.add_parser("export", help="write the image path as a transformers LLaVA checkpoint (docs/export.md)")
@@ -288,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(_stack_config(args), host=args.host, port=args.port, api_keys=args.api_keys,
                          model_name=args.model_name, max_request_mb=args.max_request_mb,
                          queue_size=args.queue_size, timeout_s=args.timeout_s, allowed_dirs=args.allowed_dirs,
-                         audit_log=args.audit_log)
+                         audit_log=args.audit_log, allowed_hosts=args.allowed_hosts)
         if args.command == "export":
             return export(args.out, args.fmt, _stack_config(args))
     except InputError as exc:

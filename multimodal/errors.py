@@ -57,6 +57,18 @@ class PromptError(InputError):
     code = "invalid_prompt"
 
 
+class PromptTooLongError(PromptError):
+    """The prompt plus the answer would not fit in the LLM's context (OpenAI's ``context_length_exceeded``)."""
+
+    code = "context_length_exceeded"
+
+    @classmethod
+    def of(cls, prompt_tokens: int, answer_tokens: int, context: int) -> "PromptTooLongError":
+        return cls(f"The prompt is {prompt_tokens} tokens and the answer may take {answer_tokens}; this model "
+                   f"reads at most {context} tokens in all. Shorten the question or the conversation, or attach "
+                   "fewer files.")
+
+
 class PlaceholderMismatchError(PromptError):
     """The number of ``<image>``/``<audio>`` placeholders differs from the media given."""
 

@@ -17,7 +17,9 @@ import torch
 
 from . import grounding
 from .backends import Backend, GenerationSettings, text_pieces
+from .cancel import stoppable
 from .config import StackConfig
+from .errors import PromptTooLongError
 from .evidence import Evidence, classifier_evidence, dicom_evidence, note_evidence, transcript_evidence
 from .grounding import Grounding, without_unsupported
 from .io.image import is_grayscale
@@ -248,9 +250,10 @@ class Assistant:
             [a if isinstance(a, AudioClip) else load_audio(a) for a in audios],
         )
         timings.inputs_s = time.perf_counter() - t0
-        with torch.inference_mode():
-            plan = self.plan(request, context)
-        yield from self._generate(request, plan, timings, t0, max_new_tokens, temperature, should_stop)
+        with stoppable(should_stop):  # the deadline reaches transcription and prefill (multimodal.cancel)
+            with torch.inference_mode():
+                plan = self.plan(request, context)
+            yield from self._generate(request, plan, timings, t0, max_new_tokens, temperature, should_stop)
 
     def _generate(self, request: Request, plan: PromptPlan, timings: Timings, t0: float, max_new_tokens,
                   temperature, should_stop) -> Iterator[str]:
@@ -261,6 +264,8 @@ class Assistant:
         timings.tools_s = time.perf_counter() - t0 - timings.inputs_s
         timings.prompt_tokens = int(enc.input_ids.numel())
         settings = self.generation_settings(max_new_tokens, temperature)
+        if timings.prompt_tokens + settings.max_new_tokens > self.backend.context_length:
+            raise PromptTooLongError.of(timings.prompt_tokens, settings.max_new_tokens, self.backend.context_length)
 
         def counted(ids):
             for token in ids:
@@ -302,8 +307,9 @@ class Assistant:
         t0 = time.perf_counter()
         timings = self.last_timings = Timings()
         plan = replace(draft.plan, correction=draft.grounding.correction())
-        yield from self._generate(draft.request, plan, timings, t0, generate.get("max_new_tokens"),
-                                  generate.get("temperature"), generate.get("should_stop"))
+        with stoppable(generate.get("should_stop")):
+            yield from self._generate(draft.request, plan, timings, t0, generate.get("max_new_tokens"),
+                                      generate.get("temperature"), generate.get("should_stop"))
         second = self.last_answer
         text = second.text
         if not second.grounding.ok:
@@ -312,6 +318,21 @@ class Assistant:
                 kept = "\n".join([NOTHING_LEFT] + [f"- {e.line}" for e in second.evidence])
             text = f"{kept}\n\n{REMOVED_NOTE}"
         self.last_answer = replace(second, text=text, draft=draft.text)
+
+    def check_question(self, question: str, max_new_tokens: int | None = None) -> None:
+        """Refuse a question that alone, with the answer's budget, would not fit the LLM's context.
+
+        Cheap enough to run before a request waits in a queue (a character count first,
+        then the tokenizer); the exact check, media and tool lines included, runs
+        when the prompt is built.
+        """
+        budget = self.generation_settings(max_new_tokens).max_new_tokens
+        context = self.backend.context_length
+        if len(question) > 16 * context:  # no tokenizer packs 16 characters of text into one token
+            raise PromptTooLongError.of(len(question) // 16, budget, context)
+        n = len(self.tokenizer(question, add_special_tokens=False)["input_ids"])
+        if n + budget > context:
+            raise PromptTooLongError.of(n, budget, context)
 
     def generation_settings(self, max_new_tokens: int | None = None,
                             temperature: float | None = None) -> GenerationSettings:

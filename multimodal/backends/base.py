@@ -100,6 +100,16 @@ def stop_token_ids(tokenizer, generation_config=None) -> frozenset[int]:
     return frozenset(ids)
 
 
+def context_length(config, tokenizer=None, default: int = 4096) -> int:
+    """How many tokens (prompt and answer) a transformers model reads: its position table, else the tokenizer's."""
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if isinstance(limit, int) and 0 < limit < 10**7 else default
+
+
 class Backend(ABC):
     """One loaded LLM that answers from token ids plus projected media features.
 
@@ -111,6 +121,8 @@ class Backend(ABC):
     tokenizer: object
     hidden_size: int
     stop_ids: frozenset[int]
+    context_length: int
+    """Most tokens the LLM reads in one sequence: the prompt plus the answer."""
 
     @abstractmethod
     def generate_ids(self, input_ids: Tensor, media: Mapping[str, Tensor], settings: GenerationSettings,

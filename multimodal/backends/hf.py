@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Mapping
 import torch
 from torch import Tensor
 
-from .base import Backend, GenerationSettings, stop_token_ids
+from .base import Backend, GenerationSettings, context_length, stop_token_ids
 
 
 class TransformersBackend(Backend):
@@ -27,6 +27,7 @@ class TransformersBackend(Backend):
         self.tokenizer = model.tokenizer
         self.hidden_size = model.llm.get_input_embeddings().embedding_dim
         self.stop_ids = stop_token_ids(self.tokenizer, getattr(model.llm, "generation_config", None))
+        self.context_length = context_length(model.llm.config, self.tokenizer)
 
     def generate_ids(self, input_ids: Tensor, media: Mapping[str, Tensor], settings: GenerationSettings,
                      should_stop: Callable[[], bool] | None = None) -> Iterator[int]:

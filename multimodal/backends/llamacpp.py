@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ModelLoadError, PlaceholderMismatchError, PromptError, require
+from ..cancel import checkpoint
+from ..errors import ModelLoadError, PlaceholderMismatchError, PromptError, PromptTooLongError, require
 from ..template import MEDIA_TOKEN_IDS
 from .base import Backend, GenerationSettings, choose_token, logits_processors, stop_token_ids
 
@@ -68,6 +69,7 @@ class LlamaCppBackend(Backend):
             raise ModelLoadError(f"llama.cpp could not load '{Path(gguf).name}': {exc}") from exc
         self.tokenizer = tokenizer
         self.n_ctx, self.batch, self.threads = n_ctx, batch, threads
+        self.context_length = n_ctx
         self.hidden_size = int(self.lib.llama_model_n_embd(self.llama.model))
         self.n_vocab = int(self.lib.llama_vocab_n_tokens(self.lib.llama_model_get_vocab(self.llama.model)))
         self.stop_ids = stop_token_ids(tokenizer)
@@ -101,6 +103,7 @@ class LlamaCppBackend(Backend):
 
     def _decode_tokens(self, ids: list[int], pos: int, want_logits: bool) -> None:
         for start in range(0, len(ids), self.batch):
+            checkpoint()  # a long prefill stops at the request's deadline, between batches
             chunk = ids[start:start + self.batch]
             for i, t in enumerate(chunk):
                 self._tokens.token[i] = t
@@ -131,8 +134,7 @@ class LlamaCppBackend(Backend):
         """Decode the prompt into the KV cache; returns its length (the next position)."""
         ids = input_ids.reshape(-1).tolist()
         if len(ids) + budget > self.n_ctx:
-            raise PromptError(f"The prompt ({len(ids)} tokens) plus the answer ({budget} tokens) exceeds the "
-                              f"model's context of {self.n_ctx} tokens; shorten the question or attach fewer files.")
+            raise PromptTooLongError.of(len(ids), budget, self.n_ctx)
         rows = {k: v.detach().float().cpu().numpy() for k, v in (media or {}).items()}
         for kind, sentinel in MEDIA_TOKEN_IDS.items():
             slots, given = ids.count(sentinel), (rows[kind].shape[0] if kind in rows else 0)

@@ -16,6 +16,7 @@ when full, 504 past its deadline). Errors use OpenAI's envelope; each chat
 request leaves one audit line (:mod:`multimodal.serve.audit`).
 """
 
+import asyncio
 import hmac
 import logging
 import time
@@ -27,7 +28,7 @@ from .audit import AuditLog, stack_identity
 from .completions import DONE, Usage, chat_work, chunk, completion, sse
 from .errors import ApiError, as_api_error, bad_request, install_handlers
 from .queue import WorkQueue
-from .schema import decode_media, parse_chat_request, parse_json
+from .schema import parse_chat_request, parse_json
 from .settings import ServeSettings
 
 log = logging.getLogger("medany.serve")
@@ -37,7 +38,7 @@ def build_app(assistant, settings: ServeSettings | None = None):
     """The API app around a loaded ``assistant``; serve it with :func:`multimodal.serve.launch`."""
     require("fastapi", "all")
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, StreamingResponse
+    from fastapi.responses import JSONResponse, Response, StreamingResponse
     from starlette.concurrency import run_in_threadpool
 
     settings = (settings or ServeSettings()).validate()
@@ -55,6 +56,7 @@ def build_app(assistant, settings: ServeSettings | None = None):
 
     app = FastAPI(title="MedAny API", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     install_handlers(app)
+    app.add_middleware(HostCheck, settings=settings)
     app.state.settings, app.state.queue, app.state.audit, app.state.assistant = settings, work_queue, audit, assistant
 
     def authorize(request: Request) -> None:
@@ -135,13 +137,15 @@ def build_app(assistant, settings: ServeSettings | None = None):
                 await events.aclose()
                 finish(status, code, usage if status == 200 else None)
 
+        gone = asyncio.Event()  # a non-streaming client that left
         try:
             authorize(request)
             chat = parse_chat_request(parse_json(await read_body(request, settings.max_request_bytes)), settings)
-            work_queue.check_open()  # refuse before decoding when the queue is already full
-            images, audios = await run_in_threadpool(decode_media, chat, limits)
-            digests, chat.media = [m.digest() for m in chat.media], []  # decoded: free the encoded bytes
-            job = work_queue.submit(chat_work(assistant, chat, images, audios), arrived=t0)
+            work_queue.check_open()  # refuse before any work when the queue is already full
+            await run_in_threadpool(assistant.check_question, chat.question, chat.max_tokens)  # 400, not a wait
+            digests = [m.digest() for m in chat.media]
+            # Media are decoded by the worker when this request's turn comes (completions.chat_work).
+            job = work_queue.submit(chat_work(assistant, chat, limits, settings.max_audio_s_per_request), arrived=t0)
             events = work_queue.events(job)
             if chat.stream:
                 # Wait for the first event so that queueing and input errors still get their status.
@@ -149,22 +153,38 @@ def build_app(assistant, settings: ServeSettings | None = None):
                 return StreamingResponse(stream_events(first, events), media_type="text/event-stream",
                                          headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
             pieces, usage = [], Usage()
-            async for kind, value in events:
-                if kind == "piece":
-                    pieces.append(value)
-                else:
-                    usage = value or usage
+            watcher = asyncio.create_task(watch_disconnect(request, job, gone))
+            try:
+                async for kind, value in events:
+                    if kind == "piece":
+                        pieces.append(value)
+                    else:
+                        usage = value or usage
+            finally:
+                watcher.cancel()
             finish(200, usage=usage)
             return JSONResponse(completion(rid, created, chat.model, "".join(pieces).strip(), usage), headers=headers)
         except Exception as exc:
+            if gone.is_set():  # the work was stopped because nobody is waiting for it
+                finish(499, "client_closed")
+                return Response(status_code=499)
             err = as_api_error(exc)
             if err.status >= 500 and not isinstance(exc, ApiError):
                 log.error("chat completion failed: %s", type(exc).__name__)
             finish(err.status, err.code)
             return JSONResponse(err.body(), status_code=err.status, headers={**headers, **err.headers})
 
+    async def watch_disconnect(request: Request, job, gone: asyncio.Event) -> None:
+        """Cancel ``job`` as soon as its (non-streaming) client disconnects."""
+        while not await request.is_disconnected():
+            await asyncio.sleep(0.2)
+        gone.set()
+        job.cancel()
+
     async def read_body(request: Request, limit: int) -> bytes:
         declared = request.headers.get("content-length")
+        if declared is not None and "transfer-encoding" in request.headers:  # request smuggling's favourite
+            raise bad_request("Send either Content-Length or Transfer-Encoding, not both.", code="invalid_header")
         if declared is not None:
             if not declared.strip().isdigit():
                 raise bad_request("Invalid Content-Length header.", code="invalid_header")
@@ -175,7 +195,15 @@ def build_app(assistant, settings: ServeSettings | None = None):
             raise ApiError(415, "Send the request as JSON (Content-Type: application/json).",
                            code="unsupported_media_type")
         chunks, size = [], 0
-        async for part in request.stream():
+        parts = request.stream().__aiter__()
+        while True:
+            try:  # a client may pause, but not hold the connection: each piece must come in time
+                part = await asyncio.wait_for(parts.__anext__(), settings.body_timeout_s)
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                raise ApiError(408, f"The request body did not arrive within {settings.body_timeout_s:g} s.",
+                               code="request_timeout") from None
             size += len(part)
             if size > limit:
                 raise too_large(limit)
@@ -187,3 +215,21 @@ def build_app(assistant, settings: ServeSettings | None = None):
                         code="request_too_large")
 
     return app
+
+
+class HostCheck:
+    """ASGI middleware: 421 for a ``Host`` header that does not name this server (DNS rebinding)."""
+
+    def __init__(self, app, settings: ServeSettings):
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if not self.settings.host_allowed(host):
+                from fastapi.responses import JSONResponse
+
+                err = ApiError(421, "This server does not answer for that host name.", code="invalid_host")
+                await JSONResponse(err.body(), status_code=421)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from .schema import ChatRequest
+from .schema import ChatRequest, decode_media
 
 DONE = b"data: [DONE]\n\n"
 
@@ -35,10 +35,26 @@ class Usage:
                 "total_tokens": self.prompt_tokens + self.completion_tokens}
 
 
-def chat_work(assistant, request: ChatRequest, images, audios):
-    """The queue's work for ``request``: yields answer pieces, returns its :class:`Usage`."""
+def chat_work(assistant, request: ChatRequest, limits, max_audio_s: float | None = None):
+    """The queue's work for ``request``: decodes its media, yields answer pieces, returns its :class:`Usage`.
+
+    Media are decoded here, in the worker, when the request's turn comes: a request
+    waiting in the queue holds only its encoded bytes, and only one medium is
+    decoded at a time whatever the number of clients.
+    """
+
+    encoded = sum(m.size for m in request.media)
 
     def work(should_stop: Callable[[], bool]) -> Iterator[str]:
+        try:
+            return (yield from answer(should_stop))
+        finally:
+            if encoded > TRIM_AFTER_BYTES:
+                return_freed_memory()
+
+    def answer(should_stop: Callable[[], bool]) -> Iterator[str]:
+        images, audios = decode_media(request, limits, max_audio_s)
+        request.media = []  # decoded: free the encoded bytes
         overrides = {"should_stop": should_stop}
         if request.max_tokens is not None:
             overrides["max_new_tokens"] = request.max_tokens
@@ -54,6 +70,21 @@ def chat_work(assistant, request: ChatRequest, images, audios):
                      report=evidence_report(assistant.last_answer))
 
     return work
+
+
+TRIM_AFTER_BYTES = 4 * 2**20
+"""After a request with more encoded media than this, freed heap pages go back to the OS."""
+
+
+def return_freed_memory() -> None:
+    """Hand the heap pages a large request freed back to the OS: glibc keeps them otherwise (idle RSS grew
+    from 2.0 to 5.9 GB over a few large uploads). Costs a few milliseconds, so only after large media."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def evidence_report(answer) -> dict | None:

@@ -12,7 +12,7 @@ their message stays generic (third-party messages can quote file content).
 from __future__ import annotations
 
 from ..errors import (CorruptInputError, EmptyInputError, InputError, InputTooLargeError, MedAnyError,
-                      PromptError, UnsupportedFormatError)
+                      PromptError, PromptTooLongError, UnsupportedFormatError)
 
 
 class ServeConfigError(MedAnyError, ValueError):
@@ -22,6 +22,7 @@ class ServeConfigError(MedAnyError, ValueError):
 # Our InputError families -> HTTP status (subclasses such as DicomError follow their family);
 # any other InputError is a plain bad request (400).
 INPUT_STATUS = (
+    (PromptTooLongError, 400),
     (InputTooLargeError, 413),
     (UnsupportedFormatError, 415),
     (CorruptInputError, 422),
@@ -36,7 +37,9 @@ ERROR_TYPES = {
     404: "not_found_error",
     405: "invalid_request_error",
     413: "invalid_request_error",
+    408: "invalid_request_error",
     415: "invalid_request_error",
+    421: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
     503: "overloaded_error",
@@ -76,6 +79,8 @@ def as_api_error(exc: BaseException, param: str | None = None) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, InputError):
+        if isinstance(exc, PromptTooLongError) and param is None:
+            param = "messages"
         return ApiError.from_input_error(exc, param)
     return ApiError(500, GENERIC_MESSAGE, code="internal_error", type="server_error")
 

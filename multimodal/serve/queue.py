@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Iterable
 
+from ..cancel import Cancelled
 from .errors import ApiError
 
 Work = Callable[[Callable[[], bool]], Iterable[str]]
@@ -173,6 +174,7 @@ class WorkQueue:
                 self._answer(job)
             finally:
                 self.running = None
+                job.work = None  # the request's media go with it
                 self._service_s = 0.8 * self._service_s + 0.2 * (time.monotonic() - t0)
 
     def _answer(self, job: Job) -> None:
@@ -190,6 +192,8 @@ class WorkQueue:
                     job.emit("done", stop.value)
                     return
                 job.emit("piece", piece)
+        except Cancelled:  # the deadline (or the client leaving) stopped transcription or prefill
+            job.emit("error", timeout_error(self.timeout_s))
         except Exception as exc:  # reported to the request; the worker keeps serving
             job.emit("error", exc)
         finally:

@@ -22,11 +22,11 @@ import base64
 import binascii
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from ..errors import InputError
+from ..errors import InputError, InputTooLargeError
 from ..io import AudioClip, MedicalImage, load_audio, load_image, read_bytes
 from .errors import ApiError, bad_request
 from .settings import ServeSettings
@@ -89,7 +89,26 @@ def parse_json(body: bytes) -> dict:
         raise bad_request("The request body is not valid JSON.", code="invalid_json") from None
     if not isinstance(data, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_json")
+    if _has_lone_surrogate(data):  # JSON allows "\ud800"; UTF-8 cannot encode it
+        raise bad_request("The request contains an invalid Unicode character (a lone surrogate).",
+                          code="invalid_json")
     return data
+
+
+def _has_lone_surrogate(value, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if depth > 64:  # json.loads already bounds nesting; this bounds our walk too
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k, depth + 1) or _has_lone_surrogate(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v, depth + 1) for v in value)
+    return False
 
 
 def parse_chat_request(data: dict, settings: ServeSettings) -> ChatRequest:
@@ -115,6 +134,9 @@ def parse_chat_request(data: dict, settings: ServeSettings) -> ChatRequest:
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad_request("'messages' must be a non-empty list.", "messages", "missing_required_parameter")
+    if len(messages) > settings.max_messages:
+        raise ApiError(413, f"A request may carry at most {settings.max_messages} messages; this one has "
+                            f"{len(messages)}.", code="too_many_messages", param="messages")
     turns: list[tuple[str, str]] = []
     media: list[MediaInput] = []
     for i, message in enumerate(messages):
@@ -149,15 +171,29 @@ def flatten(turns: list[tuple[str, str]]) -> str:
     return "\n".join(lines + [f"User: {last}"])
 
 
-def decode_media(request: ChatRequest, limits) -> tuple[list[MedicalImage], list[AudioClip]]:
-    """Decode every medium with :mod:`multimodal.io`; their errors become :class:`ApiError` (413/415/422)."""
+def decode_media(request: ChatRequest, limits, max_audio_s: float | None = None
+                 ) -> tuple[list[MedicalImage], list[AudioClip]]:
+    """Decode every medium with :mod:`multimodal.io`; their errors become :class:`ApiError` (413/415/422).
+
+    ``max_audio_s`` bounds the recordings of the request together: each is decoded
+    with what is left of it as its own duration limit.
+    """
     images, audios = [], []
+    left = float("inf") if max_audio_s is None else float(max_audio_s)
     for item in request.media:
         try:
             if item.kind == "image":
                 images.append(load_image(item.data, limits=limits))
             else:
-                audios.append(load_audio(item.data, limits=limits))
+                clip_limits = replace(limits, max_audio_s=min(limits.max_audio_s, left))
+                try:
+                    audios.append(load_audio(item.data, limits=clip_limits))
+                except InputTooLargeError as exc:
+                    if left >= limits.max_audio_s or exc.code != "too_large" or "too long" not in str(exc):
+                        raise
+                    raise InputTooLargeError(f"The recordings of one request may last {max_audio_s:g} s in all; "
+                                             f"{max(left, 0):.1f} s were left for this one.") from None
+                left -= audios[-1].duration_s
         except InputError as exc:
             raise ApiError.from_input_error(exc, item.param) from None
     return images, audios

@@ -25,6 +25,56 @@ class RunningServer:
             self.thread.join(wait_s)
 
 
+def header_deadline_protocol(timeout_s: float):
+    """uvicorn's h11 protocol, closing a connection whose request headers take longer than ``timeout_s``.
+
+    uvicorn bounds the idle time between requests but not a request head that
+    trickles in a byte at a time (slowloris); each such connection would stay open
+    for good. The timer starts when the connection opens and again after each
+    response, and stops when a request's headers are complete.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadlineProtocol(H11Protocol):
+        _header_timer = None
+        _cycle_at_arm = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def _arm(self) -> None:
+            self._cycle_at_arm = self.cycle
+            self._header_timer = self.loop.call_later(timeout_s, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _too_slow(self) -> None:
+            self._header_timer = None
+            if self.cycle is self._cycle_at_arm and not self.transport.is_closing():
+                self.transport.close()  # no complete request head arrived in time
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not self._cycle_at_arm:
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._disarm()
+                self._arm()
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderDeadlineProtocol
+
+
 def launch(app, settings: ServeSettings, *, block: bool = True, log_level: str = "warning",
            start_timeout_s: float = 30.0) -> RunningServer:
     """Serve ``app`` on ``settings.host``/``port`` (validated first); port 0 picks a free port.
@@ -35,7 +85,8 @@ def launch(app, settings: ServeSettings, *, block: bool = True, log_level: str =
     uvicorn = require("uvicorn", "all")
     settings.validate()
     config = uvicorn.Config(app, host=settings.host, port=int(settings.port), log_level=log_level,
-                            access_log=False, server_header=False, lifespan="on", timeout_graceful_shutdown=5)
+                            access_log=False, server_header=False, lifespan="on", timeout_graceful_shutdown=5,
+                            http=header_deadline_protocol(settings.header_timeout_s))
     server = uvicorn.Server(config)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     if block:

@@ -46,6 +46,15 @@ class ServeSettings:
             full, new requests get 429 with ``Retry-After``.
         request_timeout_s: time from arrival to the last token; a request that
             takes longer (waiting included) is stopped and answered 504.
+        max_messages: most messages in one request (413 beyond).
+        max_audio_s_per_request: most seconds of audio all recordings of one request
+            may last together (each is also bounded by the loaders' own limit).
+        allowed_hosts: ``Host`` header names accepted besides the bound address
+            (``localhost`` and the loopback addresses when bound to loopback); a
+            page on another site that rebinds its DNS to this machine gets 421.
+            Bound to ``0.0.0.0`` with no names given, any Host is accepted.
+        header_timeout_s: a client must send its request headers within this time.
+        body_timeout_s: longest pause while the request body arrives (408 after it).
         allow_local_files: accept ``file://`` URLs and absolute paths in
             ``image_url`` parts, but only inside ``allowed_dirs``.
         allowed_dirs: folders local files may come from (symlinks resolved first).
@@ -62,6 +71,11 @@ class ServeSettings:
     max_tokens: int = 1024
     queue_size: int = 16
     request_timeout_s: float = 120.0
+    max_messages: int = 64
+    max_audio_s_per_request: float = 15 * 60.0
+    allowed_hosts: tuple[str, ...] = ()
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
     allow_local_files: bool = False
     allowed_dirs: tuple[str, ...] = field(default_factory=tuple)
     audit_log: str | None = None
@@ -83,8 +97,10 @@ class ServeSettings:
             raise ServeConfigError("The model name must not be empty.")
         if min(self.max_request_bytes, self.max_media_items, self.max_tokens, self.queue_size) <= 0:
             raise ServeConfigError("max_request_bytes, max_media_items, max_tokens and queue_size must be positive.")
-        if not self.request_timeout_s > 0:
-            raise ServeConfigError("request_timeout_s must be positive.")
+        if not min(self.request_timeout_s, self.header_timeout_s, self.body_timeout_s,
+                   self.max_audio_s_per_request) > 0 or self.max_messages <= 0:
+            raise ServeConfigError("max_messages, max_audio_s_per_request and the timeouts must be positive.")
+        self.allowed_hosts = tuple(h.strip().lower() for h in self.allowed_hosts if h.strip())
         if self.allow_local_files:
             if not self.allowed_dirs:
                 raise ServeConfigError("Local files need at least one allowed folder (--allow-local-files DIR).")
@@ -97,8 +113,28 @@ class ServeSettings:
         """The loaders' budgets, with each medium capped at ``max_request_bytes``."""
         return DEFAULT_LIMITS.capped(self.max_request_bytes)
 
+    def host_allowed(self, header: str | None) -> bool:
+        """Whether a request's ``Host`` header names this server (see ``allowed_hosts``)."""
+        name = _host_name(header or "")
+        if name in self.allowed_hosts:
+            return True
+        bound = self.host.strip("[]").lower()
+        if bound in ("0.0.0.0", "::", ""):
+            return not self.allowed_hosts
+        if is_loopback(bound):
+            return name in ("localhost", "127.0.0.1", "::1", bound)
+        return name == bound
+
     def resolved_dirs(self) -> tuple[Path, ...]:
         """``allowed_dirs`` with symlinks and ``..`` resolved (empty unless local files are on)."""
         if not self.allow_local_files:
             return ()
         return tuple(Path(d).resolve() for d in self.allowed_dirs)
+
+
+def _host_name(header: str) -> str:
+    """``"Example.org:8000"`` -> ``"example.org"``; ``"[::1]:8000"`` -> ``"::1"``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header

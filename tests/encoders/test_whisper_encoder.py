@@ -144,3 +144,21 @@ def test_embedded_describe_and_segments():
 def test_embedded_alias_equals_family_name():
     a, b = create_encoder("medany-whisper"), create_encoder("whisper:embedded-tiny.en")
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_a_request_deadline_stops_transcription():
+    """Issue 13: transcription ran on past a request's deadline (98 s for a 14-minute MP3)."""
+    import numpy as np
+
+    from encoders import create_encoder
+    from multimodal.cancel import Cancelled, stoppable
+    from multimodal.io.types import AudioClip
+
+    enc = create_encoder("tiny_whisper")
+    t = np.arange(16000 * 40) / 16000
+    clip = AudioClip((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))
+    steps = []
+    with stoppable(lambda: steps.append(1) or len(steps) > 3), pytest.raises(Cancelled):
+        enc.describe(clip)
+    assert len(steps) == 4  # stopped at the fourth forward pass, not after both windows
+    assert enc.describe(AudioClip(clip.samples[:16000]))  is not None  # hooks are gone afterwards

@@ -96,3 +96,21 @@ def test_chat_prints_the_evidence_and_the_grounding_check(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "[evidence]" in err and "Image 1: DICOM modality CT (computed tomography)" in err
     assert "[grounding:" in err
+
+
+def test_inputs_are_checked_before_any_model_loads(tmp_path, capsys, monkeypatch):
+    """Issue 13: each bad file cost 8-24 s of model loading before it was refused."""
+    from multimodal.pipeline import Assistant
+
+    def no_models(*args, **kwargs):
+        raise AssertionError("models were loaded for a request whose input is bad")
+
+    monkeypatch.setattr(Assistant, "load", no_models)
+    bad = tmp_path / "scan.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    assert cli.main(["chat", "--image", str(bad), *TINY, "what?"]) == 2
+    heic = tmp_path / "photo.heic"
+    heic.write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"\0" * 64)
+    assert cli.main(["chat", "--image", str(heic), *TINY, "what?"]) == 2
+    err = capsys.readouterr().err
+    assert "HEIC" in err and "not supported" in err and "damaged" not in err.split("HEIC")[1]

@@ -130,9 +130,13 @@ def test_budget_stop_and_errors(pair):
     for token in backend.generate_ids(ids, {}, GenerationSettings(max_new_tokens=40), lambda: len(seen) >= 2):
         seen.append(token)
     assert len(seen) == 2
-    with pytest.raises(PromptError, match="exceeds the model's context"):
+    with pytest.raises(PromptError, match=f"reads at most {backend.n_ctx} tokens"):
         list(backend.generate_ids(ids, {}, GenerationSettings(max_new_tokens=backend.n_ctx)))
     with pytest.raises(PlaceholderMismatchError, match="reserves 2 image"):
         list(backend.generate_ids(torch.tensor([1, IMG, IMG, 2]), {}, GenerationSettings(max_new_tokens=2)))
+    from multimodal.cancel import Cancelled, stoppable
+
+    with stoppable(lambda: True), pytest.raises(Cancelled):  # a deadline stops the prefill itself
+        list(backend.generate_ids(ids, {}, GenerationSettings(max_new_tokens=3)))
     # After refusals the context still answers correctly.
     assert len(list(backend.generate_ids(ids, {}, GenerationSettings(max_new_tokens=3)))) == 3

@@ -59,17 +59,22 @@ def test_live_lines_hold_no_text_names_or_patient_data(live):
         assert secret not in text
 
 
-def test_request_media_bytes_are_dropped_before_the_answer_is_generated(live, monkeypatch):
+def test_request_media_bytes_are_dropped_before_the_answer_is_generated(live, serve_assistant, monkeypatch):
     import multimodal.serve.app as app_module
 
-    seen = []
-    real = app_module.chat_work
+    chats, seen = [], []
+    real, real_answer = app_module.chat_work, serve_assistant.answer
 
-    def recording_chat_work(assistant, chat, images, audios):
-        seen.append((list(chat.media), len(images)))
-        return real(assistant, chat, images, audios)
+    def recording_chat_work(assistant, chat, *args):
+        chats.append(chat)
+        return real(assistant, chat, *args)
+
+    def answer(question, images=(), audios=(), **kw):  # the worker has decoded the media by now
+        seen.append((list(chats[-1].media), len(images)))
+        return real_answer(question, images, audios, **kw)
 
     monkeypatch.setattr(app_module, "chat_work", recording_chat_work)
+    monkeypatch.setattr(serve_assistant, "answer", answer)
     data = h.png_bytes()
     with httpx.Client(base_url=live.url, timeout=30) as client:
         r = client.post("/v1/chat/completions", json=h.chat_body([{"type": "text", "text": "what?"},

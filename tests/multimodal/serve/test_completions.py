@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from multimodal.io.limits import DEFAULT_LIMITS
 from multimodal.serve.completions import chat_work, chunk
 from multimodal.serve.schema import ChatRequest
 from tests.multimodal.serve import serve_helpers as h
@@ -40,7 +41,7 @@ def test_the_real_model_stops_between_tokens(serve_assistant):
         calls.append(1)
         return len(calls) >= 3
 
-    pieces = chat_work(serve_assistant, request, [], [])(should_stop)
+    pieces = chat_work(serve_assistant, request, DEFAULT_LIMITS)(should_stop)
     out = []
     try:
         while True:

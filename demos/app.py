@@ -8,10 +8,11 @@ serves it with the safety settings of :class:`~demos.settings.DemoSettings`
 
 from __future__ import annotations
 
-from .common import gr, log, model_names
+from .common import gr, log, model_names, quiet_gradio_tracebacks
 from .consult import ConsultWorkspace
 from .clinician import ClinicianWorkspace
 from .dietitian import DietitianWorkspace
+from .private import PrivateFiles
 from .report import DISCLAIMER
 from .settings import DemoSettings
 
@@ -54,10 +55,12 @@ def build_demo(assistant, *, settings: DemoSettings | None = None):
     """The demo page around a loaded ``assistant``; serve it with :func:`launch`."""
     settings = settings or DemoSettings()
     settings.apply_environment()
+    # Every file the demo holds (Gradio's uploads and cache, exports, samples) lives in one private folder.
+    private = PrivateFiles.for_process()  # also Gradio's upload and cache folder
     g = gr()
-    clinician = ClinicianWorkspace(assistant, settings)
-    dietitian = DietitianWorkspace(assistant, settings)
-    consult = ConsultWorkspace(assistant, settings)
+    clinician = ClinicianWorkspace(assistant, settings, private)
+    dietitian = DietitianWorkspace(assistant, settings, private)
+    consult = ConsultWorkspace(assistant, settings, private)
     # delete_cache: uploads and exports older than an hour are purged every hour.
     with g.Blocks(title=TITLE, analytics_enabled=settings.analytics, delete_cache=(3600, 3600)) as demo:
         with g.Column(elem_id="medany-header"):
@@ -74,7 +77,7 @@ def build_demo(assistant, *, settings: DemoSettings | None = None):
                 consult.render()
         with g.Accordion("About this stack", open=False):
             g.Markdown(_stack_line(assistant), elem_classes=["medany-note"])
-    demo.medany_settings = settings
+    demo.medany_settings, demo.medany_files = settings, private
     return demo
 
 
@@ -86,6 +89,7 @@ def launch(demo, settings: DemoSettings | None = None, *, block: bool = True):
     """
     settings = (settings or getattr(demo, "medany_settings", None) or DemoSettings()).validate()
     settings.apply_environment()
+    quiet_gradio_tracebacks()  # a failed request's message can quote what the user sent
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     app, local_url, _ = demo.launch(prevent_thread_lock=not block, theme=_theme(), css=CSS,
                                     footer_links=["api"], **settings.launch_kwargs())

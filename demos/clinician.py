@@ -17,6 +17,7 @@ from multimodal.io.windows import PRESETS
 
 from .common import (LLM_SLOT, error_message, evidence_markdown, gr, grounded_answer, log_event, log_failure,
                      model_names, raise_ui_error, status_error, status_ok, timed, timing_note, to_display, user_error)
+from .private import PrivateFiles, new_session
 from .report import Report, history_to_turns
 from .settings import DemoSettings
 
@@ -68,18 +69,20 @@ def _label(index: int, meta: dict, kind: str) -> str:
 class ClinicianWorkspace:
     """Handlers (plain methods, testable without a browser) and the UI of the clinician tab."""
 
-    def __init__(self, assistant, settings: DemoSettings):
+    def __init__(self, assistant, settings: DemoSettings, private: PrivateFiles | None = None):
         self.assistant = assistant
         self.settings = settings
         self.limits = settings.input_limits()
+        self.private = private or PrivateFiles()
 
     # -- study -------------------------------------------------------------
 
-    def add(self, sources, study: list | None, *, bundled: bool = False):
+    def add(self, sources, study: list | None, session: str | None = None, *, bundled: bool = False):
         """Add files to the study; returns the outputs of :meth:`_study_outputs`.
 
-        ``bundled`` marks server-side samples: they are not uploads, so the
-        upload size limit does not apply to them.
+        Uploads move into the session's private folder under neutral names first
+        (:class:`~demos.private.PrivateFiles`). ``bundled`` marks server-side
+        samples: they are not uploads, so the upload size limit does not apply to them.
         """
         study = list(study or [])
         limits = DEFAULT_LIMITS if bundled else self.limits
@@ -89,6 +92,13 @@ class ClinicianWorkspace:
             path = source if isinstance(source, str) else getattr(source, "name", None) or str(source)
             if path in known:
                 continue
+            if not bundled:
+                try:
+                    path = self.private.adopt(path, session)
+                except OSError as exc:
+                    log_failure("clinician.adopt", exc)
+                    problems.append(f"Upload {len(study) + 1} could not be read.")
+                    continue
             number = len(study) + 1
             if number > MAX_STUDY_IMAGES:
                 problems.append(f"A study holds at most {MAX_STUDY_IMAGES} images; the rest were not added.")
@@ -170,14 +180,19 @@ class ClinicianWorkspace:
     # -- chat ----------------------------------------------------------------
 
     def chat(self, question, history, study):
-        """Stream the answer about every image of the study: yields (history, question box, note, evidence)."""
+        """Stream the answer about every image of the study: yields (history, history, question box, note, evidence).
+
+        The history comes from the server-side conversation state, never from the
+        page: a chat component's content sent by a client is not trusted (the
+        history is yielded twice, for that state and for the chat display).
+        """
         question = (question or "").strip()
         history = list(history or [])
         if not question:
             raise user_error("Type a question first.", "No question")
         study = list(study or [])
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
-        yield history, "", "Thinking…", ""
+        yield history, history, "", "Thinking…", ""
         answer = ""
         try:
             with timed("clinician.chat", images=len(study)):
@@ -186,7 +201,7 @@ class ClinicianWorkspace:
                           for e in study]
                 for answer in grounded_answer(self.assistant, question, images=images):
                     history[-1] = {"role": "assistant", "content": answer}
-                    yield history, "", "Answering…", ""
+                    yield history, history, "", "Answering…", ""
         except Exception as exc:
             raise_ui_error("clinician.chat", exc)
         if not answer.strip():
@@ -194,17 +209,20 @@ class ClinicianWorkspace:
         t = self.assistant.last_timings
         log_event("clinician.answer", tokens=t.new_tokens, seconds=t.total_s,
                   revised=int(self.assistant.last_answer.revised))
-        yield history, "", timing_note(self.assistant), evidence_markdown(self.assistant.last_answer)
+        yield history, history, "", timing_note(self.assistant), evidence_markdown(self.assistant.last_answer)
 
-    def export(self, history, study):
-        """Write the conversation as Markdown + JSON; returns the two file paths."""
+    def export(self, history, study, session: str | None = None):
+        """Write the conversation as Markdown + JSON into the session's private folder; returns both paths."""
         if not history:
             raise user_error("There is no conversation to export yet.", "Nothing to export")
-        report = Report(workspace="clinician", turns=history_to_turns(history),
-                        images=[entry["meta"] for entry in study or []], models=model_names(self.assistant))
-        md, js = report.write()
+        try:
+            report = Report(workspace="clinician", turns=history_to_turns(history),
+                            images=[entry["meta"] for entry in study or []], models=model_names(self.assistant))
+            paths = report.export(self.private, session)
+        except Exception as exc:  # never a traceback that could quote the conversation
+            raise_ui_error("clinician.export", exc)
         log_event("clinician.export", turns=len(report.turns))
-        return [str(md), str(js)]
+        return paths
 
     # -- UI ------------------------------------------------------------------
 
@@ -212,6 +230,8 @@ class ClinicianWorkspace:
         """Build the tab's components and wire them (call inside a ``gr.Tab``)."""
         g = gr()
         study = g.State([])
+        conversation = g.State([])  # the chat as the server saw it: exports and follow-ups read this
+        session = g.State(new_session, delete_callback=self.private.end_session)
         with g.Row(equal_height=False):
             with g.Column(scale=5, min_width=360):
                 files = g.File(label="Study images: DICOM, PNG, JPEG (several per study)", file_count="multiple",
@@ -247,7 +267,9 @@ class ClinicianWorkspace:
                                       interactive=False, visible=True, elem_id="clinician-report")
 
         study_out = [study, selector, viewer, preset, center, width, meta, status]
-        files.upload(self.add, [files, study], study_out, api_name="clinician_add")
+        # The upload moves to a private folder under a neutral name; the file box is emptied (it named the file).
+        files.upload(self.add, [files, study, session], study_out, api_name="clinician_add") \
+            .then(lambda: None, None, [files], api_visibility="undocumented")
         sample.click(self.add_sample, [study], study_out, api_name="clinician_sample")
         clear_study.click(self.clear_study, None, study_out, api_name="clinician_clear_study")
         view_out = [viewer, preset, center, width, meta]
@@ -255,9 +277,10 @@ class ClinicianWorkspace:
         preset.input(self.rewindow, [selector, preset, center, width, study], view_out, api_name="clinician_window")
         center.release(self.slide, [selector, center, width, study], view_out, api_visibility="undocumented")
         width.release(self.slide, [selector, center, width, study], view_out, api_visibility="undocumented")
-        chat_args = dict(fn=self.chat, inputs=[question, chatbot, study], outputs=[chatbot, question, note, evidence],
-                         concurrency_id=LLM_SLOT)
+        chat_args = dict(fn=self.chat, inputs=[question, conversation, study],
+                         outputs=[conversation, chatbot, question, note, evidence], concurrency_id=LLM_SLOT)
         ask.click(api_name="clinician_chat", **chat_args)
         question.submit(api_visibility="undocumented", **chat_args)
-        clear_chat.click(lambda: ([], "", ""), None, [chatbot, note, evidence], api_visibility="undocumented")
-        export.click(self.export, [chatbot, study], [report_files], api_name="clinician_export")
+        clear_chat.click(lambda: ([], [], "", ""), None, [conversation, chatbot, note, evidence],
+                         api_visibility="undocumented")
+        export.click(self.export, [conversation, study, session], [report_files], api_name="clinician_export")

@@ -57,6 +57,35 @@ def status_ok(message: str) -> str:
     return f"<div class='medany-ok'>{message}</div>"
 
 
+class _TypeOnlyTraceback:
+    """Stands in for the ``traceback`` module inside Gradio, whose ``print_exc()`` writes every failed
+    request's exception to stderr, message included: a pydantic error on a malformed chat history quotes
+    the history (a patient's name). The type still reaches our log; the message does not."""
+
+    def __init__(self, real):
+        self._real = real
+
+    def print_exc(self, *args, **kwargs) -> None:
+        import sys
+
+        exc = sys.exc_info()[1]
+        log.warning("request failed in Gradio: %s", type(exc).__name__ if exc else "unknown")
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def quiet_gradio_tracebacks() -> None:
+    """Make Gradio log failures by type only (see :class:`_TypeOnlyTraceback`); safe to call twice."""
+    import importlib
+    import traceback
+
+    for name in ("gradio.queueing", "gradio.routes", "gradio.utils"):
+        module = importlib.import_module(name)
+        if getattr(module, "traceback", None) is traceback:
+            module.traceback = _TypeOnlyTraceback(traceback)
+
+
 def raise_ui_error(event: str, exc: BaseException):
     """Re-raise ``exc`` as a ``gr.Error`` with a clean message (modal in the page, error for API clients)."""
     log_failure(event, exc)
@@ -114,21 +143,6 @@ def model_names(assistant) -> dict[str, str]:
 def user_error(message: str, title: str = "MedAny"):
     """A ``gr.Error`` for a plain user mistake (no traceback in the server log)."""
     return gr().Error(message, title=title, print_exception=False)
-
-
-def sample_copy(ref: str) -> str:
-    """A temp-dir copy of the bundled sample ``ref`` (``sample:NAME``): Gradio serves only files under its
-    temp dirs, and never the user's cache."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    from multimodal.samples import resolve_sample
-
-    source = resolve_sample(ref)
-    target = Path(tempfile.mkdtemp(prefix="medany-sample-")) / source.name
-    shutil.copyfile(source, target)
-    return str(target)
 
 
 def grounded_answer(assistant, question: str, *, images=(), audios=(), context=()):

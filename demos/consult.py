@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from .common import (LLM_SLOT, evidence_markdown, gr, grounded_answer, log_event, model_names, raise_ui_error,
-                     sample_copy, status_ok, timed, timing_note, user_error)
+                     status_ok, timed, timing_note, user_error)
+from .private import PrivateFiles, new_session
 from .report import Report
 from .settings import DemoSettings
 
@@ -46,14 +47,24 @@ def consult_evidence(text: str):
 class ConsultWorkspace:
     """Handlers and UI of the consult tab."""
 
-    def __init__(self, assistant, settings: DemoSettings):
+    def __init__(self, assistant, settings: DemoSettings, private: PrivateFiles | None = None):
         self.assistant = assistant
         self.settings = settings
         self.limits = settings.input_limits()
+        self.private = private or PrivateFiles()
 
     def sample(self):
         """The bundled synthesized consult clip (path for the audio component)."""
-        return sample_copy(SAMPLE_CONSULT)
+        return self.private.sample(SAMPLE_CONSULT)
+
+    def adopt(self, audio, session: str | None = None):
+        """A recording moved to the session's private folder under a neutral name (its new path)."""
+        if not audio:
+            return audio
+        try:
+            return self.private.adopt(audio, session)
+        except OSError as exc:
+            raise_ui_error("consult.adopt", exc)
 
     def transcribe(self, audio):
         """Recording path -> (transcript rows, status)."""
@@ -112,17 +123,20 @@ class ConsultWorkspace:
         log_event("consult.spoken", seconds=clip.duration_s)
         return clip.sample_rate, pcm
 
-    def export(self, transcript, question, answer):
+    def export(self, transcript, question, answer, session: str | None = None):
         rows = transcript.values.tolist() if hasattr(transcript, "values") else (transcript or [])
         report = Report(workspace="consult", models=model_names(self.assistant),
                         tables={"Transcript": {"headers": TRANSCRIPT_HEADERS, "rows": rows}},
                         turns=[{"role": "user", "content": question or DEFAULT_QUESTION},
                                {"role": "assistant", "content": answer or ""}])
-        md, js = report.write()
-        return [str(md), str(js)]
+        try:
+            return report.export(self.private, session)
+        except Exception as exc:  # never a traceback that could quote the conversation
+            raise_ui_error("consult.export", exc)
 
     def render(self) -> None:
         g = gr()
+        session = g.State(new_session, delete_callback=self.private.end_session)
         with g.Row(equal_height=False):
             with g.Column(scale=5, min_width=360):
                 audio = g.Audio(label="Consultation (record or upload)", sources=["microphone", "upload"],
@@ -149,12 +163,13 @@ class ConsultWorkspace:
         sample.click(self.sample, None, [audio], api_name="consult_sample") \
             .then(self.transcribe, [audio], [transcript, status], concurrency_id=LLM_SLOT,
                   api_visibility="undocumented")
-        for trigger in (audio.upload, audio.stop_recording):
-            trigger(self.transcribe, [audio], [transcript, status], concurrency_id=LLM_SLOT,
-                    api_visibility="undocumented")
+        for trigger in (audio.upload, audio.stop_recording):  # first into the private folder, neutrally named
+            trigger(self.adopt, [audio, session], [audio], api_visibility="undocumented") \
+                .then(self.transcribe, [audio], [transcript, status], concurrency_id=LLM_SLOT,
+                      api_visibility="undocumented")
         transcribe.click(self.transcribe, [audio], [transcript, status], api_name="consult_transcribe",
                          concurrency_id=LLM_SLOT)
         ask.click(self.answer, [audio, transcript, question], [answer, note, evidence], api_name="consult_answer",
                   concurrency_id=LLM_SLOT) \
             .success(self.speak, [answer, speak], [spoken], api_name="consult_speak")
-        export.click(self.export, [transcript, question, answer], [files], api_name="consult_export")
+        export.click(self.export, [transcript, question, answer, session], [files], api_name="consult_export")

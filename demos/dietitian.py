@@ -12,8 +12,9 @@ for scans and leaves colour photos alone).
 from __future__ import annotations
 
 from .common import (LLM_SLOT, evidence_markdown, gr, grounded_answer, log_event, model_names, raise_ui_error,
-                     sample_copy, status_error, status_ok, timed, user_error)
+                     status_error, status_ok, timed, user_error)
 from .nutrition import food_names, lookup, meal_evidence, meal_totals, summary_headers, summary_table
+from .private import PrivateFiles, new_session
 from .report import Report
 from .settings import DemoSettings
 
@@ -105,14 +106,24 @@ def _portions(table) -> list[tuple[str, float]]:
 class DietitianWorkspace:
     """Handlers and UI of the dietitian tab."""
 
-    def __init__(self, assistant, settings: DemoSettings):
+    def __init__(self, assistant, settings: DemoSettings, private: PrivateFiles | None = None):
         self.assistant = assistant
         self.settings = settings
         self.limits = settings.input_limits()
+        self.private = private or PrivateFiles()
 
     def sample(self):
         """The bundled fruit photo (path for the image component)."""
-        return sample_copy(SAMPLE_MEAL)
+        return self.private.sample(SAMPLE_MEAL)
+
+    def adopt(self, photo, session: str | None = None):
+        """An uploaded photo moved to the session's private folder under a neutral name (its new path)."""
+        if not photo:
+            return photo
+        try:
+            return self.private.adopt(photo, session)
+        except OSError as exc:
+            raise_ui_error("dietitian.adopt", exc)
 
     def recognize(self, photo):
         """Photo path -> (label dict, portion rows, status)."""
@@ -175,18 +186,21 @@ class DietitianWorkspace:
             raise_ui_error("dietitian.advise", exc)
         yield answer.strip() or "(no advice was generated)", evidence_markdown(self.assistant.last_answer)
 
-    def export(self, table, goal, advice):
+    def export(self, table, goal, advice, session: str | None = None):
         summary = meal_totals(_portions(table))
         report = Report(workspace="dietitian", models=model_names(self.assistant),
                         tables={"Meal nutrients (USDA FoodData Central)": {"headers": summary_headers(),
                                                                              "rows": summary_table(summary)}},
                         turns=[{"role": "user", "content": f"Patient: {goal or ''}"},
                                {"role": "assistant", "content": advice or ""}])
-        md, js = report.write()
-        return [str(md), str(js)]
+        try:
+            return report.export(self.private, session)
+        except Exception as exc:  # never a traceback that could quote the conversation
+            raise_ui_error("dietitian.export", exc)
 
     def render(self) -> None:
         g = gr()
+        session = g.State(new_session, delete_callback=self.private.end_session)
         with g.Row(equal_height=False):
             with g.Column(scale=4, min_width=340):
                 photo = g.Image(label="Meal photo (upload or webcam)", sources=["upload", "webcam", "clipboard"],
@@ -226,4 +240,5 @@ class DietitianWorkspace:
         portions.change(self.totals, [portions], [nutrients, unknown], api_name="dietitian_totals")
         advise.click(self.advise, [portions, goal, photo], [advice, evidence], api_name="dietitian_advise",
                      concurrency_id=LLM_SLOT)
-        export.click(self.export, [portions, goal, advice], [files], api_name="dietitian_export")
+        export.click(self.export, [portions, goal, advice, session], [files], api_name="dietitian_export")
+        photo.upload(self.adopt, [photo, session], [photo], api_visibility="undocumented")

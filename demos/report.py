@@ -9,6 +9,7 @@ uploads are never included (they often hold a patient's name).
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -72,11 +73,22 @@ class Report:
         """Write ``.md`` and ``.json`` files into ``directory`` (a fresh temp dir by default)."""
         directory = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="medany-report-"))
         directory.mkdir(parents=True, exist_ok=True)
-        stem = stem or f"medany-{self.workspace}-{self.created.replace(':', '').replace('+0000', 'Z')[:17]}"
+        stem = stem or self.stem()
         md, js = directory / f"{stem}.md", directory / f"{stem}.json"
-        md.write_text(self.to_markdown(), encoding="utf-8")
-        js.write_text(self.to_json(), encoding="utf-8")
+        for path, text in ((md, self.to_markdown()), (js, self.to_json())):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the question text is patient data
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
         return md, js
+
+    def stem(self) -> str:
+        return f"medany-{self.workspace}-{self.created.replace(':', '').replace('+0000', 'Z')[:17]}"
+
+    def export(self, private, session: str | None) -> list[str]:
+        """Write ``.md`` and ``.json`` into the session's private folder (:class:`demos.private.PrivateFiles`)."""
+        stem = self.stem()
+        return [str(private.write_text(session, f"{stem}.md", self.to_markdown())),
+                str(private.write_text(session, f"{stem}.json", self.to_json()))]
 
 
 def history_to_turns(history) -> list[dict]:

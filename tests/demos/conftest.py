@@ -31,14 +31,14 @@ def tiny_assistant():
 
 @pytest.fixture(scope="session")
 def demo_server(tiny_assistant, tmp_path_factory):
-    """``(url, settings)`` of the demo on a free loopback port with a 2 MiB upload limit."""
+    """``(url, settings, demo)`` of the demo on a free loopback port with a 2 MiB upload limit."""
     from demos.app import build_demo, launch
     from demos.settings import DemoSettings
 
     settings = DemoSettings(port=free_port(), max_file_size=2 * 1024 * 1024, queue_size=8)
     demo = build_demo(tiny_assistant, settings=settings)
     _, url = launch(demo, settings, block=False)
-    yield url, settings
+    yield url, settings, demo
     demo.close()
 
 

@@ -37,7 +37,7 @@ def test_clinician_sample_chat_and_export(client, caplog):
     assert not any("name" in key.lower() or "id" == key.lower() for key in meta)
 
     caplog.set_level(logging.INFO, logger="medany.demo")
-    outputs = _final(client.submit(QUESTION, [], api_name="/clinician_chat"))
+    outputs = _final(client.submit(QUESTION, api_name="/clinician_chat"))  # the history is server-side state
     assert len(outputs) >= 3, "the answer should arrive in several updates"
     history, box, note, evidence = outputs[-1]
     assert history[0]["role"] == "user" and history[-1]["role"] == "assistant" and box == ""
@@ -45,7 +45,7 @@ def test_clinician_sample_chat_and_export(client, caplog):
     assert "**Evidence**" in evidence and "DICOM modality CR" in evidence and "body part CHEST" in evidence
     assert "clinician.chat" in caplog.text and "Jane" not in caplog.text and "film show" not in caplog.text
 
-    md_path, json_path = client.predict(history, api_name="/clinician_export")
+    md_path, json_path = client.predict(api_name="/clinician_export")
     md = Path(md_path).read_text()
     assert "# MedAny clinician report" in md and "Research use only" in md and "CR" in md
     data = json.loads(Path(json_path).read_text())

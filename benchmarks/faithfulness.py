@@ -20,7 +20,8 @@ Scores (independent of the runtime grounding check, and stricter):
   the top food; modality and body part; the asked nutrient's total with its unit).
 - **contradiction**: the answer names a different symptom, medicine, duration, food
   (first food named is not the top label, or a weak runner-up is named), modality,
-  body part or view (first one named), claims an image finding at all, or quotes a number the
+  body part (first one named; a structure within the stated region, such as the heart of
+  a chest film, or the region holding it is the same study) or view, claims an image finding at all, or quotes a number the
   table does not give. Negated mentions ("not a trifle") do not count.
 - **numbers right**: of the numbers written with a unit in meal answers, the share equal
   to the table's (as shown, or rounded to the precision the answer uses).
@@ -248,7 +249,8 @@ def score(case: Case, answer: str, evidence) -> dict:
     elif case.workspace == "dicom":
         if said["modality"] and not any(terms.same_modality(said["modality"][0], m) for m in case.expect["modality"]):
             wrong.append(f"modality {said['modality'][0]}")
-        if "body_part" in case.expect and said["body_part"] and said["body_part"][0] not in case.expect["body_part"]:
+        if "body_part" in case.expect and said["body_part"] and not any(
+                terms.same_body_part(said["body_part"][0], part) for part in case.expect["body_part"]):
             wrong.append(f"body part {said['body_part'][0]}")
         if case.view and said["view"] and said["view"][0] != case.view:
             wrong.append(f"view {said['view'][0]}")

@@ -44,11 +44,11 @@ def _theme():
 def _stack_line(assistant) -> str:
     names = model_names(assistant)
     parts = [f"**{k}** `{v}`" for k, v in names.items()]
-    projected = [k for k in ("image", "audio") if assistant.projects(k)]
-    grounding = ("images and audio reach the LLM through trained projectors" if len(projected) == 2 else
-                 "images are described to the LLM by DICOM metadata and a general (non-medical) ImageNet "
-                 "classifier, recordings by their Whisper transcript: no X-ray-trained vision model is installed")
-    return " · ".join(parts) + f"  \nGrounding: {grounding}."
+    images = ("images reach the LLM as DICOM header fields, a general (non-medical) ImageNet classifier's labels"
+              + (" and, for scans, a trained projector's tokens" if assistant.projects("image") else ""))
+    audio = ("recordings as their Whisper transcript"
+             + (" and a trained projector's tokens" if assistant.projects("audio") else ""))
+    return " · ".join(parts) + f"  \nGrounding: {images}; {audio}. No X-ray-trained vision model is installed."
 
 
 def build_demo(assistant, *, settings: DemoSettings | None = None):

@@ -148,6 +148,8 @@ def without_unsupported(answer: str, grounding: Grounding) -> str:
 def _stated(category: str, name: str, facts: set[str]) -> bool:
     if category == "modality":
         return any(terms.same_modality(name, f) for f in facts)
+    if category == "body_part":
+        return any(terms.same_body_part(name, f) for f in facts)
     return name in facts
 
 

@@ -49,6 +49,14 @@ BODY_PARTS: dict[str, tuple[str, ...]] = {
     "EXTREMITY": ("extremity", "limb", "arm", "leg"),
 }
 
+# Regions and what lies within them: naming the heart of a chest film, or calling a hand film
+# "the extremity", names the same study more or less precisely; it does not contradict it.
+WITHIN: dict[str, frozenset[str]] = {
+    "CHEST": frozenset({"HEART", "BREAST"}),
+    "EXTREMITY": frozenset({"HAND", "FOOT", "KNEE", "SHOULDER", "ELBOW"}),
+    "HEAD": frozenset(),
+}
+
 # View Position (0018,5101): projection of a radiograph. Decubitus and oblique views name their side.
 VIEWS: dict[str, tuple[str, ...]] = {
     "PA": ("PA", "posteroanterior", "postero-anterior", "posterior-anterior", "posterior to anterior"),
@@ -190,3 +198,8 @@ def mentions(text: str, table: dict[str, tuple[str, ...]]) -> list[tuple[int, st
 
 def same_modality(a: str, b: str) -> bool:
     return a == b or any({a, b} <= group for group in SAME_MODALITY)
+
+
+def same_body_part(said: str, stated: str) -> bool:
+    """``said`` names ``stated``, a structure within it, or the region that holds it."""
+    return said == stated or said in WITHIN.get(stated, ()) or stated in WITHIN.get(said, ())

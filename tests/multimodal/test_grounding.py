@@ -54,6 +54,16 @@ def test_the_wrong_modality_or_body_part_in_a_claim_is_flagged():
     assert check("A CT scan may be needed if symptoms persist.", ev).ok  # advice, not a claim about the film
 
 
+def test_a_structure_within_the_stated_region_is_not_a_contradiction():
+    """The 1.5B's "a chest film, which shows the lungs and heart" was flagged for "heart" and replaced."""
+    chest = {"modality": "CR", "body_part": "CHEST", "view": "PA"}
+    ev = [dicom_evidence("Image 1", dicom_summary(chest), chest)]
+    assert check("This is a chest film, which shows the lungs and heart.", ev).ok
+    assert not check("This is a film of the knee.", ev).ok
+    hand = {"modality": "CR", "body_part": "HAND"}
+    assert check("This is a radiograph of the extremity.", [dicom_evidence("Image 1", dicom_summary(hand), hand)]).ok
+
+
 def test_the_wrong_view_in_a_claim_is_flagged():
     """The 1.5B once called a PA hand film an "AP view": the header's view is a fact like its body part."""
     meta = {"modality": "CR", "body_part": "HAND", "view": "PA"}

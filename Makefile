@@ -66,6 +66,7 @@ browser:
 	  echo "chromium not installed: the browser test will skip"
 
 test: install browser
+	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest -q
 
 test-fast: install

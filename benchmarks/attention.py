@@ -91,8 +91,9 @@ def build_methods(span_b: torch.Tensor, Hq: int, Hkv: int, L: int, device: str):
                         pairs_causal),
     }
     if device == "cuda":
-        from multimodal.kernels.triton_attention import flash_attention
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+        from multimodal.kernels.triton_attention import flash_attention
 
         methods = {"triton": (lambda q, k, v: flash_attention(q, k, v, mask_kind="causal_spans", span_ids=span_b),
                               pairs_spans), **methods}
@@ -129,11 +130,11 @@ def run(args) -> list[dict]:
                     row = dict(method=name, L=L, D=D, B=B, Hq=Hq, Hkv=Hkv, images=n_img)
                     try:
                         with torch.no_grad():
-                            row["fwd_ms"] = timed(lambda: fn(q, k, v), device, args.reps)
+                            row["fwd_ms"] = timed(lambda fn=fn, q=q, k=k, v=v: fn(q, k, v), device, args.reps)
                         qg, kg, vg = (t.detach().requires_grad_() for t in (q, k, v))
                         do = torch.randn_like(q)
 
-                        def fwd_bwd():
+                        def fwd_bwd(fn=fn, qg=qg, kg=kg, vg=vg, do=do):
                             out = fn(qg, kg, vg)
                             torch.autograd.grad(out, (qg, kg, vg), do)
 

@@ -44,8 +44,8 @@ def main(argv=None) -> None:
     print(f"{'file':<14} {'description':<30} {'ours img/s':>11} {'pydicom img/s':>14} {'ratio':>6}")
     for name, what in FILES:
         path = get_testdata_file(name)
-        ours = rate(lambda: load_image(path), args.seconds)
-        plain = rate(lambda: pydicom.dcmread(path).pixel_array, args.seconds)
+        ours = rate(lambda path=path: load_image(path), args.seconds)
+        plain = rate(lambda path=path: pydicom.dcmread(path).pixel_array, args.seconds)
         print(f"{name:<14} {what:<30} {ours:>11.2f} {plain:>14.2f} {ours / plain:>6.2f}")
 
 

@@ -21,7 +21,8 @@ Scores (independent of the runtime grounding check, and stricter):
 - **contradiction**: the answer names a different symptom, medicine, duration, food
   (first food named is not the top label, or a weak runner-up is named), modality,
   body part (first one named; a structure within the stated region, such as the heart of
-  a chest film, or the region holding it is the same study) or view, claims an image finding at all, or quotes a number the
+  a chest film, or the region holding it is the same study) or view, claims an image finding
+  at all, or quotes a number the
   table does not give. Negated mentions ("not a trifle") do not count.
 - **numbers right**: of the numbers written with a unit in meal answers, the share equal
   to the table's (as shown, or rounded to the precision the answer uses).
@@ -39,7 +40,6 @@ import argparse
 import json
 import os
 import random
-import re
 import sys
 import tempfile
 import time

@@ -76,8 +76,7 @@ def phase_prompts(llm: str, backend: str, max_new_tokens: int, repeats: int) -> 
         for _ in range(repeats):
             # Another question first, as for the raw runs: only the system prompt stays cached between answers.
             assistant.answer("Warm-up.", max_new_tokens=2, guard=False)
-            assistant.answer(question, images, audios, guard=False)
-            runs.append(assistant.last_timings)
+            runs.append(assistant.respond(question, images, audios, guard=False).timings)
             if raw is not None and name == "text":  # side by side, alternating, in one process
                 raw_runs.append(raw.answer(question))
         out["prompts"][name] = {key: _median([getattr(t, attr) for t in runs]) for key, attr in (

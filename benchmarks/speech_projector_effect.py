@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval", default="out/recipes/speech/data/eval.jsonl",
                         help="held-out clips (python -m recipes.speech.make_data OUT)")
     parser.add_argument("--projector", action="append",
-                        help="projector spec to compare with 'none' (repeat for several; default medany-whisper-speech)")
+                        help="projector spec to compare with 'none' "
+                             "(repeat for several; default medany-whisper-speech)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--llm", default="embedded-small", help="the LLM the speech projector was trained for")
     parser.add_argument("--limit", type=int, help="use only the first N held-out clips")

@@ -8,9 +8,9 @@ serves it with the safety settings of :class:`~demos.settings.DemoSettings`
 
 from __future__ import annotations
 
+from .clinician import ClinicianWorkspace
 from .common import gr, log, model_names, quiet_gradio_tracebacks
 from .consult import ConsultWorkspace
-from .clinician import ClinicianWorkspace
 from .dietitian import DietitianWorkspace
 from .private import PrivateFiles
 from .report import DISCLAIMER

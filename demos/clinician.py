@@ -15,8 +15,23 @@ from multimodal.io import load_image
 from multimodal.io.limits import DEFAULT_LIMITS, InputLimits
 from multimodal.io.windows import PRESETS
 
-from .common import (LLM_SLOT, error_message, evidence_markdown, gr, grounded_answer, log_event, log_failure,
-                     model_names, raise_ui_error, status_error, status_ok, timed, timing_note, to_display, user_error)
+from .common import (
+    LLM_SLOT,
+    error_message,
+    evidence_markdown,
+    gr,
+    grounded_answer,
+    log_event,
+    log_failure,
+    model_names,
+    raise_ui_error,
+    status_error,
+    status_ok,
+    timed,
+    timing_note,
+    to_display,
+    user_error,
+)
 from .private import PrivateFiles, new_session
 from .report import Report, history_to_turns
 from .settings import DemoSettings

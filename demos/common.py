@@ -40,7 +40,8 @@ def error_message(exc: BaseException) -> str:
     """The text a user sees for ``exc``: our own messages verbatim, anything else generic."""
     if isinstance(exc, (InputError, MedAnyError)):
         return str(exc)
-    return "Something went wrong while processing this request. Please try again; if it keeps happening, tell the administrator."
+    return ("Something went wrong while processing this request. Please try again; if it keeps happening, "
+            "tell the administrator.")
 
 
 def log_failure(event: str, exc: BaseException) -> None:
@@ -84,6 +85,17 @@ def quiet_gradio_tracebacks() -> None:
         module = importlib.import_module(name)
         if getattr(module, "traceback", None) is traceback:
             module.traceback = _TypeOnlyTraceback(traceback)
+
+
+def adopt_upload(private, path, session: str | None, event: str):
+    """An upload moved into the session's private folder under a neutral name (its new path; empty stays
+    empty), or a clean error in the page."""
+    if not path:
+        return path
+    try:
+        return private.adopt(path, session)
+    except OSError as exc:
+        raise_ui_error(event, exc)
 
 
 def raise_ui_error(event: str, exc: BaseException):

@@ -10,11 +10,24 @@ with espeak-ng.
 
 from __future__ import annotations
 
-
 import numpy as np
 
-from .common import (LLM_SLOT, evidence_markdown, gr, grounded_answer, log_event, model_names, raise_ui_error,
-                     status_ok, timed, timing_note, user_error)
+from encoders.base import Transcriber
+
+from .common import (
+    LLM_SLOT,
+    adopt_upload,
+    evidence_markdown,
+    gr,
+    grounded_answer,
+    log_event,
+    model_names,
+    raise_ui_error,
+    status_ok,
+    timed,
+    timing_note,
+    user_error,
+)
 from .private import PrivateFiles, new_session
 from .report import Report
 from .settings import DemoSettings
@@ -59,12 +72,7 @@ class ConsultWorkspace:
 
     def adopt(self, audio, session: str | None = None):
         """A recording moved to the session's private folder under a neutral name (its new path)."""
-        if not audio:
-            return audio
-        try:
-            return self.private.adopt(audio, session)
-        except OSError as exc:
-            raise_ui_error("consult.adopt", exc)
+        return adopt_upload(self.private, audio, session, "consult.adopt")
 
     def transcribe(self, audio):
         """Recording path -> (transcript rows, status)."""
@@ -73,7 +81,7 @@ class ConsultWorkspace:
         from multimodal.io import load_audio
 
         speech = self.assistant.speech
-        if speech is None or not hasattr(speech, "transcribe_segments"):
+        if not isinstance(speech, Transcriber):
             raise user_error("This MedAny stack has no speech model.", "No speech model")
         try:
             with timed("consult.transcribe") as facts:

@@ -11,8 +11,22 @@ for scans and leaves colour photos alone).
 
 from __future__ import annotations
 
-from .common import (LLM_SLOT, evidence_markdown, gr, grounded_answer, log_event, model_names, raise_ui_error,
-                     status_error, status_ok, timed, user_error)
+from encoders.base import Classifier
+
+from .common import (
+    LLM_SLOT,
+    adopt_upload,
+    evidence_markdown,
+    gr,
+    grounded_answer,
+    log_event,
+    model_names,
+    raise_ui_error,
+    status_error,
+    status_ok,
+    timed,
+    user_error,
+)
 from .nutrition import food_names, lookup, meal_evidence, meal_totals, summary_headers, summary_table
 from .private import PrivateFiles, new_session
 from .report import Report
@@ -55,31 +69,21 @@ def _food_name(label: str) -> str | None:
     return food.name if food else None
 
 
-def _probabilities(vision, image):
-    """ImageNet-1k probabilities ``[1000]`` from the encoder's head, when it exposes them."""
-    for attr in ("probabilities", "predict_proba", "class_probabilities"):
-        fn = getattr(vision, attr, None)
-        if callable(fn):
-            return fn(image)
-    return None
-
-
 def recognize_foods(vision, image, top_k: int = 5) -> list[tuple[str, float]]:
     """Foods the classifier sees in ``image`` as ``[(food, confidence)]``, best first.
 
-    Uses ``encoders.imagenet_foods.food_predictions`` on the full ImageNet
-    probabilities when the encoder exposes them, else the labels of
-    ``vision.classify(image, top_k)``. Probabilities of classes naming the same
+    Uses ``encoders.imagenet_foods.food_predictions`` on the full ImageNet-1k
+    probabilities of a :class:`~encoders.base.Classifier` with that head, else its
+    ``classify(image, top_k)`` labels. Probabilities of classes naming the same
     food are summed; foods outside the nutrient table are dropped (the
     dietitian can still add them by hand).
     """
-    if vision is None or not hasattr(vision, "classify"):
+    if not isinstance(vision, Classifier) or not vision.trained_head:
         return []
-    probs = _probabilities(vision, image)
-    if probs is not None:
+    if vision.label_subset == "imagenet-1k":  # sum the probabilities of every class naming one food
         from encoders.imagenet_foods import food_predictions
 
-        pairs = food_predictions(probs, top_k=20)
+        pairs = food_predictions(vision.class_probs(image), top_k=20)
     else:
         pairs = _pairs(vision.classify(image, top_k=50))
     scores: dict[str, float] = {}
@@ -118,12 +122,7 @@ class DietitianWorkspace:
 
     def adopt(self, photo, session: str | None = None):
         """An uploaded photo moved to the session's private folder under a neutral name (its new path)."""
-        if not photo:
-            return photo
-        try:
-            return self.private.adopt(photo, session)
-        except OSError as exc:
-            raise_ui_error("dietitian.adopt", exc)
+        return adopt_upload(self.private, photo, session, "dietitian.adopt")
 
     def recognize(self, photo):
         """Photo path -> (label dict, portion rows, status)."""

@@ -10,7 +10,7 @@ queue answers "busy" instead of piling up work), and Gradio's telemetry is off.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from multimodal.errors import MedAnyError
 from multimodal.io.limits import DEFAULT_LIMITS, InputLimits, MiB
@@ -49,10 +49,13 @@ class DemoSettings:
 
     host: str = "127.0.0.1"
     port: int = 7860
-    max_file_size: int = 256 * MiB
+    max_file_size: int = field(default=256 * MiB, metadata={
+        "cli": "--max-file-mb", "unit": MiB, "help": "largest upload, in MiB"})
     queue_size: int = 16
     concurrency: int = 1
-    auth: tuple[str, str] | None = None
+    auth: tuple[str, str] | None = field(default=None, metadata={
+        "cli": "--share-auth", "parse": lambda text: parse_auth(text),
+        "help": "USER:PASS required to open the page (or MEDANY_DEMO_AUTH); needed off loopback"})
     analytics: bool = False
     quiet: bool = True
 

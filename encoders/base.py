@@ -12,7 +12,7 @@ to know which encoder they feed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -75,6 +75,44 @@ class Encoder(nn.Module):
     def describe(self, media) -> str | None:  # pragma: no cover - overridden
         """Text the encoder's own head says about ``media`` (labels, transcript)."""
         return None
+
+
+# What some encoders can do besides ``forward``: declared here, checked with ``isinstance``.
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """An image encoder that kept its trained classification head (ImageNet for ``medany-lite0``)."""
+
+    trained_head: bool
+    """False when the head is random (a backbone loaded without its classifier): its labels mean nothing."""
+    label_subset: str | None
+    """The label set the head predicts (``"imagenet-1k"``), or None when unknown."""
+
+    def class_probs(self, image) -> torch.Tensor:
+        """Class probabilities ``[K]`` of the head for one image."""
+
+    def classify(self, image, top_k: int = 5) -> list[tuple[str, float]]:
+        """The ``top_k`` ``(label, probability)`` pairs, best first."""
+
+
+@runtime_checkable
+class Transcriber(Protocol):
+    """An audio encoder that kept its decoder: it can say what was said (Whisper)."""
+
+    def describe(self, clip) -> str:
+        """The transcript of a clip."""
+
+    def transcribe_segments(self, clip) -> list[tuple[float, float, str]]:
+        """``[(start_s, end_s, text)]`` over the whole clip."""
+
+
+@runtime_checkable
+class FramedAudio(Protocol):
+    """An audio encoder with a fixed window whose valid output tokens depend on the clip's length."""
+
+    def valid_frames(self, clip) -> int:
+        """How many of the output tokens cover real audio."""
 
 
 @dataclass

@@ -29,8 +29,8 @@ import json
 import torch
 
 from multimodal.errors import ModelLoadError, require
-from multimodal.rng import seeded
 from multimodal.paths import atomic_write_bytes, cache_dir
+from multimodal.rng import seeded
 
 from .base import Encoder, ImagePreprocess
 from .registry import register_encoder, register_family

@@ -8,38 +8,45 @@ Names are ``family:model`` (``timm:convnext_tiny``, ``open_clip:ViT-B-32``,
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import warnings
+from pathlib import Path
 from typing import Callable
 
 from .base import Encoder
 
 _FAMILIES: dict[str, Callable[..., Encoder]] = {}
 _ALIASES: dict[str, Callable[..., Encoder]] = {}
+_NOT_BUILDERS = {"base", "registry"}
+
+
+def _register(table: dict, key: str, what: str):
+    def deco(fn):
+        if key in table and table[key] is not fn:
+            warnings.warn(f"Encoder {what} {key!r} registered twice; the later builder wins.", stacklevel=3)
+        table[key] = fn
+        return fn
+
+    return deco
 
 
 def register_family(prefix: str):
     """Register ``builder(model_name, **kw)`` for names ``prefix:model_name``."""
-
-    def deco(fn):
-        _FAMILIES[prefix] = fn
-        return fn
-
-    return deco
+    return _register(_FAMILIES, prefix, "family")
 
 
 def register_encoder(name: str):
     """Register ``builder(**kw)`` under an exact alias."""
-
-    def deco(fn):
-        _ALIASES[name] = fn
-        return fn
-
-    return deco
+    return _register(_ALIASES, name, "name")
 
 
 def _load_builtins() -> None:
-    # Import for their registration side effects; each module imports its heavy
-    # dependency lazily, so this costs only torch.
-    from . import open_clip_encoder, timm_encoder, tiny, whisper_encoder  # noqa: F401
+    """Import every module of this package once: each registers its builders when imported. Each imports
+    its heavy dependency (timm, open_clip, whisper) lazily, so this costs only torch."""
+    for info in pkgutil.iter_modules([str(Path(__file__).resolve().parent)]):
+        if info.name not in _NOT_BUILDERS and not info.name.startswith("_"):
+            importlib.import_module(f"{__package__}.{info.name}")
 
 
 def create_encoder(name: str, **kwargs) -> Encoder:

@@ -36,8 +36,8 @@ import torch
 
 from multimodal.cancel import checkpoint
 from multimodal.errors import CorruptInputError, EmptyInputError, InputError, ModelLoadError, require
-from multimodal.rng import seeded
 from multimodal.io.types import SAMPLE_RATE, AudioClip
+from multimodal.rng import seeded
 
 from .base import AUDIO, Encoder
 from .registry import register_encoder, register_family
@@ -251,7 +251,8 @@ def load_whisper(name: str):
         return whisper.load_model(name, device="cpu").float().eval()
     except Exception as exc:  # network failures surface as many types
         raise ModelLoadError(
-            f"Could not download Whisper '{name}' (offline?). The packaged 'whisper:embedded-{EMBEDDED_NAME}' works offline."
+            f"Could not download Whisper '{name}' (offline?). "
+            f"The packaged 'whisper:embedded-{EMBEDDED_NAME}' works offline."
         ) from exc
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 
@@ -18,7 +18,7 @@ class StackConfig:
     llm: str = "embedded"
     """Backbone: ``embedded`` (Qwen2.5-Coder-1.5B-Instruct GGUF), ``embedded-0.5b``, ``embedded-small``
     (SmolLM2-135M), a hub id, a local dir or a .gguf path (:mod:`multimodal.embedded`)."""
-    backend: str = "auto"
+    backend: str = field(default="auto", metadata={"choices": ("auto", "llamacpp", "transformers")})
     """``auto`` (llama.cpp for a GGUF LLM on the CPU, else transformers), ``llamacpp`` or ``transformers``."""
     vision: str = "medany-lite0"
     """Image encoder registry name (``encoders.create_encoder``)."""
@@ -26,10 +26,11 @@ class StackConfig:
     """Audio encoder registry name."""
     image_projector: str | None = "auto"
     """Trained image projector: ``auto`` (the shipped one for this encoder and LLM, if any), ``none``,
-    a shipped name (``projectors.shipped_projectors()``) or a directory. Without one, images ground answers via tool text."""
+    a shipped name (``projectors.shipped_projectors()``) or a directory. Without one, images ground
+    answers via tool text."""
     audio_projector: str | None = "auto"
     """Trained audio projector, as ``image_projector``. Without one, audio grounds answers via its transcript."""
-    use_tools: bool = True
+    use_tools: bool = field(default=True, metadata={"cli": "--no-tools"})
     """Put the encoders' own outputs (ImageNet labels, Whisper transcript, DICOM metadata) into the prompt."""
     max_new_tokens: int = 200
     temperature: float = 0.0

@@ -29,6 +29,7 @@ from typing import Callable, Mapping
 import torch
 
 from .errors import InputError, PromptError
+from .media import MediaBatch, MediaInputs
 from .template import IGNORE_INDEX, PLACEHOLDERS, count_placeholders, encode_conversation
 
 MEDIA_KEYS = tuple(PLACEHOLDERS)  # ("image", "audio")
@@ -270,9 +271,9 @@ class ConversationDataset(torch.utils.data.Dataset):
 def collate(items: list[dict], pad_id: int) -> dict:
     """Right-pad a list of items into a batch for :meth:`MedAnyModel.forward`.
 
-    Returns ``input_ids``/``labels``/``attention_mask`` ``[B, L]`` and
-    ``media_inputs = {kind: (stacked inputs [n, ...], valid counts or None)}``
-    with media in reading order across the batch, as the splice expects.
+    Returns ``input_ids``/``labels``/``attention_mask`` ``[B, L]`` and ``media``, a
+    :class:`~multimodal.media.MediaBatch` with media in reading order across the
+    batch, as the splice expects.
     """
     length = max(it["input_ids"].numel() for it in items)
     b = len(items)
@@ -284,12 +285,13 @@ def collate(items: list[dict], pad_id: int) -> dict:
         input_ids[r, :n] = it["input_ids"]
         labels[r, :n] = it["labels"]
         mask[r, :n] = 1
-    media_inputs = {}
+    media = {}
     for kind in MEDIA_KEYS:
         got = [m for it in items for m in it["media"].get(kind, [])]
         if got:
             valid = [v for _, v in got]
             x = torch.stack([t for t, _ in got])  # [n, ...]
-            media_inputs[kind] = (x, None if any(v is None for v in valid) else valid)
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": mask, "media_inputs": media_inputs,
+            counts = [c for it in items for c in it["media_tokens"].get(kind, [])]
+            media[kind] = MediaInputs(x, None if any(v is None for v in valid) else valid, counts)
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": mask, "media": MediaBatch(media),
             "index": [it["index"] for it in items]}

@@ -17,7 +17,6 @@ Letters: B batch, L sequence length.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -28,6 +27,7 @@ import torch
 
 from .data import ConversationDataset, Sample, collate, load_samples
 from .errors import MedAnyError, require
+from .media import encoder_token_counts, media_loader
 from .template import IGNORE_INDEX, encode_conversation
 
 
@@ -103,9 +103,9 @@ def teacher_forced_loss(model, items: list[dict], batch_size: int = 4) -> tuple[
         batch = collate(items[start:start + batch_size], pad)
         labels = batch["labels"]
         n = int((labels[:, 1:] != IGNORE_INDEX).sum())  # HF shifts labels by one
-        media = {k: (x.to(model.device), v) for k, (x, v) in batch["media_inputs"].items()}
-        out = model(input_ids=batch["input_ids"].to(model.device), attention_mask=batch["attention_mask"].to(model.device),
-                    labels=labels.to(model.device), media_inputs=media)
+        out = model(input_ids=batch["input_ids"].to(model.device),
+                    attention_mask=batch["attention_mask"].to(model.device),
+                    labels=labels.to(model.device), media=batch["media"].to(model.device))
         total += float(out.loss) * n
         tokens += n
     return total / max(tokens, 1), tokens
@@ -120,8 +120,6 @@ def evaluate(model, samples: list[Sample], media_fn, *, max_samples: int | None 
     ``groups`` (the same per ``group``) and a few ``examples``. Each medium is
     decoded once and serves both the loss and the generation.
     """
-    from .train import encoder_token_counts
-
     samples = samples[:max_samples] if max_samples else samples
     model.eval()
     counts = encoder_token_counts(dict(model.encoders.items()), media_fn, samples)
@@ -135,9 +133,9 @@ def evaluate(model, samples: list[Sample], media_fn, *, max_samples: int | None 
     pad = model.tokenizer.pad_token_id
     for s, item in zip(samples, items):
         messages, reference = _prompt(s)  # media sit in human/system turns, so the counts still hold
-        media = {k: (x.to(model.device), v) for k, (x, v) in collate([item], pad)["media_inputs"].items()}
+        media = collate([item], pad)["media"].to(model.device)
         enc = encode_conversation(model.tokenizer, messages, item["media_tokens"], add_generation_prompt=True)
-        ids = model.generate(enc.input_ids[None].to(model.device), media_inputs=media,
+        ids = model.generate(enc.input_ids[None].to(model.device), media=media,
                              max_new_tokens=max_new_tokens, do_sample=False)
         text = model.tokenizer.decode(ids[0], skip_special_tokens=True).strip()
         rows.append((s, reference, text))
@@ -168,48 +166,57 @@ def _score(rows) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``medany eval CONFIG [--data FILE] [--projector-dir DIR] [--untrained] [--out FILE]``."""
-    from .train import build_stack, media_loader
+    """``medany eval CONFIG [--data FILE] [--projector-dir DIR] [--untrained] [--out FILE]``: :func:`command`."""
+    from .cli_args import run_command
+
+    return run_command(command, argv, prog="medany eval", positional=("config",))
+
+
+def command(config: str, data: str | None = None, projector_dir: str | None = None, untrained: bool = False,
+            max_samples: int | None = None, max_new_tokens: int | None = None, no_generate: bool = False,
+            out: str | None = None) -> int:
+    """Evaluate MedAny projectors on held-out data; prints the metrics as JSON.
+
+    Args:
+        config: the training config (.json or .yaml) of the run to evaluate
+        data: held-out set (default: the config's eval_data)
+        projector_dir: folder holding <kind>_projector/ (default: the config's output_dir)
+        untrained: score freshly initialised projectors (a baseline)
+        max_samples: score at most this many samples
+        max_new_tokens: longest generated answer (default: the config's eval_max_new_tokens)
+        no_generate: loss and perplexity only
+        out: also write the metrics JSON here
+    """
+    from .stack import StackSpec, build_stack
     from .train_config import TrainConfig
 
-    parser = argparse.ArgumentParser(prog="medany eval", description="Evaluate MedAny projectors on held-out data.")
-    parser.add_argument("config", help="the training config (.json or .yaml) of the run to evaluate")
-    parser.add_argument("--data", default=None, help="held-out set (default: the config's eval_data)")
-    parser.add_argument("--projector-dir", default=None,
-                        help="folder holding <kind>_projector/ (default: the config's output_dir)")
-    parser.add_argument("--untrained", action="store_true", help="score freshly initialised projectors (baseline)")
-    parser.add_argument("--max-samples", type=int, default=None)
-    parser.add_argument("--max-new-tokens", type=int, default=None)
-    parser.add_argument("--no-generate", action="store_true", help="loss and perplexity only")
-    parser.add_argument("--out", default=None, help="also write the metrics JSON here")
-    args = parser.parse_args(argv)
     try:
-        config = TrainConfig.from_file(args.config)
-        data = args.data or config.eval_data
+        cfg = TrainConfig.from_file(config)
+        data = data or cfg.eval_data
         if not data:
             raise MedAnyError("No held-out data: pass --data or set eval_data in the config.")
-        samples = load_samples(data, config.data_root)
+        samples = load_samples(data, cfg.data_root)
         kinds = [k for k in ("image", "audio") if any(s.media.get(k) for s in samples)]
-        src = Path(args.projector_dir or config.output_dir)
+        src = Path(projector_dir or cfg.output_dir)
         for kind in kinds:
-            if not args.untrained:
+            if not untrained:
                 folder = src / f"{kind}_projector"
                 if not folder.is_dir():
                     raise MedAnyError(f"No trained {kind} projector found; train first or pass --untrained.")
-                setattr(config, f"init_{kind}_projector", str(folder))
-        model, encoders = build_stack(config, kinds)
-        if config.lora and not args.untrained and (src / "lora").is_dir():
+                setattr(cfg, f"init_{kind}_projector", str(folder))
+        stack = build_stack(StackSpec.for_training(cfg, kinds))
+        model, encoders = stack.model, stack.encoders
+        if cfg.lora and not untrained and (src / "lora").is_dir():
             model.llm = require("peft", "all").PeftModel.from_pretrained(model.llm, str(src / "lora"))
         media_fn, _ = media_loader(encoders, model.device)
-        metrics = evaluate(model, samples, media_fn, max_samples=args.max_samples or config.eval_max_samples,
-                           max_new_tokens=args.max_new_tokens or config.eval_max_new_tokens,
-                           generate=not args.no_generate)
+        metrics = evaluate(model, samples, media_fn, max_samples=max_samples or cfg.eval_max_samples,
+                           max_new_tokens=max_new_tokens or cfg.eval_max_new_tokens, generate=not no_generate)
     except MedAnyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     text = json.dumps(metrics, indent=2)
-    if args.out:
-        Path(args.out).write_text(text)
+    if out:
+        Path(out).write_text(text)
     print(text)
     return 0
 

@@ -127,7 +127,7 @@ def check(answer: str, evidence: Sequence[Evidence]) -> Grounding:
                 if name in weaker[category] or not _stated(category, name, facts[category]):
                     result.issues.append(Issue(category, phrase, tuple(sorted(facts[category])), sentence))
         if any(e.source in IMAGE_SOURCES for e in evidence):
-            for start, name, phrase in terms.mentions(sentence, table["finding"]):
+            for _, _, phrase in terms.mentions(sentence, table["finding"]):
                 result.checked += 1
                 result.issues.append(Issue("finding", phrase, (), sentence))
         if facts["duration"]:

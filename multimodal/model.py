@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from .errors import ModelLoadError, PlaceholderMismatchError
 from .kernels import register_hf_attention, span_ids_from_mask, use_span_ids
+from .media import MediaBatch
 from .template import IGNORE_INDEX, MEDIA_TOKEN_IDS
 
 # We generate from embeddings, so a repetition penalty applies to new tokens only. That is
@@ -131,9 +132,9 @@ class MedAnyModel(nn.Module):
             embeds = splice_media(embeds, input_ids, kind, media.get(kind))
         return embeds
 
-    def encode_all(self, media_inputs: Mapping[str, tuple[Tensor, list[int] | None]] | None) -> dict[str, Tensor]:
-        """``{kind: (batch tensor, valid token counts or None)}`` -> ``{kind: [T, D]}``."""
-        return {kind: self.encode(kind, x, valid) for kind, (x, valid) in (media_inputs or {}).items()}
+    def encode_all(self, media: MediaBatch | None) -> dict[str, Tensor]:
+        """A :class:`~multimodal.media.MediaBatch` -> ``{kind: [T, D]}`` projected features."""
+        return {kind: self.encode(kind, m.x, m.valid) for kind, m in (media or MediaBatch()).items()}
 
     def span_ids(self, input_ids: Tensor) -> Tensor | None:
         """Per-token image span ids ``[B, L]`` for bidirectional image attention, or None."""
@@ -142,7 +143,8 @@ class MedAnyModel(nn.Module):
             return None
         return span_ids_from_mask(is_image)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, labels: Tensor | None = None, media_inputs=None):
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, labels: Tensor | None = None,
+                media: MediaBatch | None = None):
         """Teacher-forced pass; returns the LLM's output (``.loss`` when ``labels`` are given).
 
         With ``labels`` the vocabulary head runs only at positions that predict a
@@ -150,7 +152,7 @@ class MedAnyModel(nn.Module):
         chat prompt is mostly system text, media and question, whose logits the
         loss never reads. The loss is the LLM's own token-mean cross-entropy.
         """
-        embeds = self.embed(input_ids, self.encode_all(media_inputs))
+        embeds = self.embed(input_ids, self.encode_all(media))
         with use_span_ids(self.span_ids(input_ids)):
             if labels is None or not self._head_takes_positions:
                 return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
@@ -169,9 +171,10 @@ class MedAnyModel(nn.Module):
         return "logits_to_keep" in inspect.signature(base.forward).parameters
 
     @torch.no_grad()
-    def generate(self, input_ids: Tensor, attention_mask: Tensor | None = None, media_inputs=None, **gen_kwargs) -> Tensor:
+    def generate(self, input_ids: Tensor, attention_mask: Tensor | None = None, media: MediaBatch | None = None,
+                 **gen_kwargs) -> Tensor:
         """Generated token ids ``[B, new]`` (prompt excluded); ``gen_kwargs`` go to HF ``generate``."""
-        return self.generate_from(input_ids, self.encode_all(media_inputs), attention_mask, **gen_kwargs)
+        return self.generate_from(input_ids, self.encode_all(media), attention_mask, **gen_kwargs)
 
     @torch.no_grad()
     def generate_from(self, input_ids: Tensor, media: Mapping[str, Tensor] | None = None,

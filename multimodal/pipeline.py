@@ -15,6 +15,8 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
+from encoders.base import Classifier, Transcriber
+
 from . import grounding
 from .backends import Backend, GenerationSettings, text_pieces
 from .cancel import stoppable
@@ -24,12 +26,20 @@ from .evidence import Evidence, classifier_evidence, dicom_evidence, note_eviden
 from .grounding import Grounding, without_unsupported
 from .io.image import is_grayscale
 from .io.types import AudioClip, MedicalImage
+from .media import MediaBatch, prepare_media
 from .model import MedAnyModel
-from .prompt import (NO_DESCRIPTION, SYSTEM_PROMPT, classifier_summary, dicom_summary, media_label, render_plan,
-                     transcript_summary)
+from .prompt import (
+    NO_DESCRIPTION,
+    SYSTEM_PROMPT,
+    classifier_summary,
+    dicom_summary,
+    media_label,
+    render_plan,
+    transcript_summary,
+)
 from .template import encode_conversation
 
-__all__ = ["Answer", "Assistant", "PromptPlan", "Request", "SYSTEM_PROMPT", "Timings"]
+__all__ = ["Answer", "AnswerStream", "Assistant", "PromptPlan", "Request", "SYSTEM_PROMPT", "Timings"]
 
 REMOVED_NOTE = "(MedAny removed a sentence that contradicted the evidence shown beside this answer.)"
 NOTHING_LEFT = "MedAny could not answer this from the evidence alone. What its tools found:"
@@ -107,6 +117,36 @@ class Answer:
         return self.draft is not None
 
 
+class AnswerStream:
+    """One answer as it is generated: iterate it for the text pieces; ``timings`` fill in as it goes and
+    ``answer`` (text, evidence, grounding check) is set once it is exhausted."""
+
+    def __init__(self, pieces: Iterator[str], timings: Timings, assistant: "Assistant"):
+        self._pieces, self._assistant = pieces, assistant
+        self.timings = timings
+        self.answer: Answer | None = None
+
+    def __iter__(self) -> "AnswerStream":
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._pieces)
+        except StopIteration:
+            self.answer = self._assistant.last_answer
+            raise
+
+    def close(self) -> None:
+        """Stop generating (an abandoned request)."""
+        self._pieces.close()
+
+    def finish(self) -> "AnswerStream":
+        """Consume the rest; returns ``self`` with ``answer`` set."""
+        for _ in self:
+            pass
+        return self
+
+
 class Assistant:
     """A loaded MedAny stack. Build with :meth:`load`; call :meth:`stream` or :meth:`answer`."""
 
@@ -119,6 +159,7 @@ class Assistant:
         self.speech = speech
         self.info = info or {}
         self.last_timings = Timings()
+        """The most recent stream's timings (each :class:`AnswerStream` carries its own: prefer those)."""
         self.last_answer: Answer | None = None
 
     @classmethod
@@ -153,24 +194,13 @@ class Assistant:
         return PromptPlan(items, notes, request.question)
 
     def build_messages(self, request: Request, context: Sequence[Evidence | str] = (),
-                       plan: PromptPlan | None = None) -> tuple[list[dict], dict, dict]:
-        """Messages with tool context and placeholders, plus the media tensors and token counts."""
+                       plan: PromptPlan | None = None) -> tuple[list[dict], MediaBatch]:
+        """The messages (:func:`~multimodal.prompt.render_plan`) and the spliced media's :class:`MediaBatch`."""
         plan = plan or self.plan(request, context)
-        media_inputs: dict = {}
-        media_tokens: dict = {}
-        images = [item.medium for item in plan.media if item.kind == "image" and item.spliced]
-        audios = [item.medium for item in plan.media if item.kind == "audio" and item.spliced]
-        if images:
-            x = torch.stack([self.vision.preprocess(im.pixels) for im in images])  # [n, 3, S, S]
-            n = self.vision.num_tokens() or self.model.encoders["image"](x[:1]).shape[1]
-            media_inputs["image"] = (x, None)
-            media_tokens["image"] = self.model.token_counts("image", [n] * len(images))
-        if audios:
-            x = torch.stack([self.speech.preprocess(c) for c in audios])  # [n, mels, frames]
-            valid = [self.speech.valid_frames(c) for c in audios]
-            media_inputs["audio"] = (x, valid)
-            media_tokens["audio"] = self.model.token_counts("audio", valid)
-        return render_plan(plan), media_inputs, media_tokens
+        spliced = {kind: [item.medium for item in plan.media if item.kind == kind and item.spliced]
+                   for kind in ("image", "audio")}
+        encoders = {"image": self.vision, "audio": self.speech}
+        return render_plan(plan), prepare_media(self.model, encoders, spliced)
 
     def projects_image(self, image: MedicalImage) -> bool:
         """Whether the image projector takes ``image``.
@@ -193,11 +223,11 @@ class Assistant:
             meta = image.meta or {}
             return dicom_evidence(label, dicom_summary(meta), meta)
         if self.config.use_tools and self.vision is not None:
-            if hasattr(self.vision, "classify") and getattr(self.vision, "trained_head", True):
-                labels = self.vision.classify(image, top_k=3)
+            if isinstance(self.vision, Classifier):
+                labels = self.vision.classify(image, top_k=3) if self.vision.trained_head else []
                 if labels:
                     return classifier_evidence(label, classifier_summary(labels), labels)
-            elif hasattr(self.vision, "describe"):
+            else:
                 said = self.vision.describe(image)
                 if said:
                     return note_evidence(label, classifier_summary(said), source="classifier")
@@ -214,7 +244,7 @@ class Assistant:
         head = f"recording ({clip.duration_s:.1f} s)"
         if not is_audible(clip.samples):
             return Evidence("attachment", label, f"{head}, silent: no speech was heard")  # Whisper invents words
-        if transcribe and self.config.use_tools and self.speech is not None and hasattr(self.speech, "describe"):
+        if transcribe and self.config.use_tools and isinstance(self.speech, Transcriber):
             transcript = self.speech.describe(clip).strip()
             return transcript_evidence(label, transcript_summary(head, transcript), transcript)
         return Evidence("attachment", label, head)
@@ -229,21 +259,27 @@ class Assistant:
 
     def stream(self, question: str, images: Sequence = (), audios: Sequence = (), *,
                context: Sequence[Evidence | str] = (), max_new_tokens: int | None = None,
-               temperature: float | None = None, should_stop: Callable[[], bool] | None = None) -> Iterator[str]:
-        """Yield the answer to ``question`` about the given files/media as it is generated.
+               temperature: float | None = None, should_stop: Callable[[], bool] | None = None) -> "AnswerStream":
+        """The answer to ``question`` about the given files/media, piece by piece as it is generated.
 
         ``context`` adds evidence lines after the media (an edited transcript, a
         meal's nutrient table: :mod:`multimodal.evidence`). ``max_new_tokens``
         and ``temperature`` override this call's generation settings (the
         stack's config is left unchanged); generation ends early once
-        ``should_stop()`` is true (checked between tokens). When the stream
-        ends, :attr:`last_answer` holds the text, its evidence and the grounding
-        check; :meth:`revise` answers again when that check failed.
+        ``should_stop()`` is true (checked between tokens). The returned
+        :class:`AnswerStream` carries its own :class:`Timings`, and its
+        :class:`Answer` (text, evidence, grounding check) once exhausted;
+        :meth:`revise` answers again when that check failed.
         """
+        timings = self.last_timings = Timings()
+        return AnswerStream(self._stream(question, images, audios, context, max_new_tokens, temperature,
+                                         should_stop, timings), timings, self)
+
+    def _stream(self, question, images, audios, context, max_new_tokens, temperature, should_stop,
+                timings: Timings) -> Iterator[str]:
         from .io import load_audio, load_image
 
         t0 = time.perf_counter()
-        timings = self.last_timings = Timings()
         request = Request(
             question,
             [im if isinstance(im, MedicalImage) else load_image(im) for im in images],
@@ -258,9 +294,9 @@ class Assistant:
     def _generate(self, request: Request, plan: PromptPlan, timings: Timings, t0: float, max_new_tokens,
                   temperature, should_stop) -> Iterator[str]:
         with torch.inference_mode():
-            messages, media_inputs, media_tokens = self.build_messages(request, plan=plan)
-            enc = encode_conversation(self.tokenizer, messages, media_tokens)
-            media = self.model.encode_all(media_inputs)  # {kind: [T, D]}
+            messages, batch = self.build_messages(request, plan=plan)
+            enc = encode_conversation(self.tokenizer, messages, batch.token_counts)
+            media = self.model.encode_all(batch)  # {kind: [T, D]}
         timings.tools_s = time.perf_counter() - t0 - timings.inputs_s
         timings.prompt_tokens = int(enc.input_ids.numel())
         settings = self.generation_settings(max_new_tokens, temperature)
@@ -282,30 +318,38 @@ class Assistant:
         timings.total_s = time.perf_counter() - t0
         self.last_answer = Answer(text.strip(), request, plan, grounding.check(text, plan.evidence))
 
-    def answer(self, question: str, images: Sequence = (), audios: Sequence = (), *, guard: bool = True,
-               **generate) -> str:
-        """The whole answer as one string, held to its evidence (``generate`` as in :meth:`stream`).
+    def respond(self, question: str, images: Sequence = (), audios: Sequence = (), *, guard: bool = True,
+                **generate) -> "AnswerStream":
+        """The whole answer, held to its evidence: the finished stream (``.answer.text`` is what to show).
 
         With ``guard`` an answer the grounding check flags is answered again
-        (:meth:`revise`). :attr:`last_answer` says what happened.
+        (:meth:`revise`); the result is then that second stream (``.answer.draft``
+        keeps the first). ``generate`` as in :meth:`stream`.
         """
-        text = "".join(self.stream(question, images, audios, **generate)).strip()
-        if guard and not self.last_answer.grounding.ok:
-            for _ in self.revise(**generate):
-                pass
-            text = self.last_answer.text
-        return text
+        done = self.stream(question, images, audios, **generate).finish()
+        if guard and not done.answer.grounding.ok:
+            generate.pop("context", None)
+            done = self.revise(**generate).finish()
+        return done
 
-    def revise(self, **generate) -> Iterator[str]:
-        """Answer :attr:`last_answer`'s request again, told what its draft contradicted; yield the new answer.
+    def answer(self, question: str, images: Sequence = (), audios: Sequence = (), *, guard: bool = True,
+               **generate) -> str:
+        """The whole answer as one string, held to its evidence (:meth:`respond`)."""
+        return self.respond(question, images, audios, guard=guard, **generate).answer.text
+
+    def revise(self, **generate) -> "AnswerStream":
+        """Answer :attr:`last_answer`'s request again, told what its draft contradicted.
 
         The new answer is checked too; should it still contradict its evidence,
-        :attr:`last_answer` keeps it without the contradicting sentences and
-        says so (``last_answer.text``: what to show).
+        its :class:`Answer` keeps it without the contradicting sentences and says
+        so (``answer.text``: what to show).
         """
+        timings = self.last_timings = Timings()
+        return AnswerStream(self._revise(timings, **generate), timings, self)
+
+    def _revise(self, timings: Timings, **generate) -> Iterator[str]:
         draft = self.last_answer
         t0 = time.perf_counter()
-        timings = self.last_timings = Timings()
         plan = replace(draft.plan, correction=draft.grounding.correction())
         with stoppable(generate.get("should_stop")):
             yield from self._generate(draft.request, plan, timings, t0, generate.get("max_new_tokens"),

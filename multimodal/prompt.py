@@ -67,7 +67,8 @@ def classifier_summary(labels: str | Sequence[tuple[str, float]]) -> str:
     top = max((p for _, p in labels), default=0.0)
     strong = ", ".join(f"{name} {p:.0%}" for name, p in labels if p >= 0.5 * top)
     weak = ", ".join(f"{name} {p:.0%}" for name, p in labels if p < 0.5 * top)
-    return f"photo; a general object classifier (not medical) sees: {strong}" + (f"; less likely: {weak}" if weak else "")
+    line = f"photo; a general object classifier (not medical) sees: {strong}"
+    return line + (f"; less likely: {weak}" if weak else "")
 
 
 def transcript_summary(head: str, transcript: str) -> str:

@@ -58,6 +58,22 @@ class StackSpec:
                    threads=config.threads, context=config.context)
 
 
+    @classmethod
+    def for_training(cls, config, kinds: list[str]) -> "StackSpec":
+        """The stack a training run (:class:`~multimodal.train_config.TrainConfig`) builds: the transformers
+        backend (it trains), each modality's encoder, and its projector fresh (seeded) or from ``init_*``."""
+        media = {}
+        for kind in kinds:
+            name = config.encoder_for(kind)
+            if not name:
+                raise ModelLoadError(f"The data has {kind} samples but the config names no {kind}_encoder.")
+            init = config.init_projector_for(kind)
+            media[kind] = (MediaSpec(name, projector=init) if init else
+                           MediaSpec(name, fresh=config.projector_for(kind), seed=config.seed + KINDS.index(kind),
+                                     fresh_kwargs=config.projector_kwargs.get(kind, {})))
+        return cls(llm=config.llm, media=media, backend="transformers")
+
+
 @dataclass
 class Stack:
     """An assembled stack.

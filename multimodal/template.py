@@ -140,7 +140,8 @@ def _assistant_spans(tokenizer, messages: list[dict], text: str) -> list[tuple[i
         before = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
         through = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False, add_generation_prompt=False)
         if not (text.startswith(before) and text.startswith(through) and len(through) > len(before)):
-            raise PromptError("The chat template does not render conversations prefix-consistently; cannot mask labels.")
+            raise PromptError("The chat template does not render conversations prefix-consistently; "
+                              "cannot mask labels.")
         end = len(through.rstrip("\n"))
         spans.append((len(before), end))
     return spans

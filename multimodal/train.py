@@ -16,7 +16,6 @@ Letters: B batch, L sequence length.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -24,6 +23,7 @@ import os
 import random
 import sys
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -34,7 +34,10 @@ from torch import nn
 from .checkpoint import checkpoint_dirs, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import ConversationDataset, check_supervision, collate, load_samples
 from .errors import MedAnyError, require
+from .media import encoder_token_counts, media_loader
+from .metrics_log import MetricsLog, plot_loss
 from .parallel import DistEnv, average_gradients, setup_distributed, shard_frozen_llm
+from .stack import StackSpec, build_stack
 from .train_config import TrainConfig
 
 KINDS = ("image", "audio")
@@ -50,71 +53,6 @@ def seed_everything(seed: int) -> None:
 
 
 # --- model and data ---------------------------------------------------------------------
-
-
-def stack_spec(config: TrainConfig, kinds: list[str]):
-    """The :class:`~multimodal.stack.StackSpec` a training run builds: the transformers backend (it
-    trains), each modality's encoder, and its projector fresh (seeded) or from ``init_*``."""
-    from .stack import MediaSpec, StackSpec
-
-    media = {}
-    for kind in kinds:
-        name = config.encoder_for(kind)
-        if not name:
-            raise MedAnyError(f"The data has {kind} samples but the config names no {kind}_encoder.")
-        init = config.init_projector_for(kind)
-        media[kind] = (MediaSpec(name, projector=init) if init else
-                       MediaSpec(name, fresh=config.projector_for(kind), seed=config.seed + KINDS.index(kind),
-                                 fresh_kwargs=config.projector_kwargs.get(kind, {})))
-    return StackSpec(llm=config.llm, media=media, backend="transformers")
-
-
-def build_stack(config: TrainConfig, kinds: list[str], *, feature_cache: bool = False):
-    """``(MedAnyModel, {kind: encoder})`` for ``config`` (:func:`stack_spec`), encoders and LLM frozen.
-
-    With ``feature_cache`` the model gets identity encoders (it is fed cached
-    tokens); the real encoders are returned for building the cache.
-    """
-    from .stack import build_stack as assemble
-
-    stack = assemble(stack_spec(config, kinds), feature_cache=feature_cache)
-    return stack.model, stack.encoders
-
-
-def media_loader(encoders: dict, device: torch.device):
-    """``(media_fn, encode_fn)``: one file -> model input, and files -> encoder tokens (for the cache)."""
-    from .io import load_audio, load_image
-
-    def media_fn(kind: str, path):
-        enc = encoders[kind]
-        if kind == "image":
-            return enc.preprocess(load_image(path).pixels), None
-        clip = load_audio(path)
-        valid = enc.valid_frames(clip) if hasattr(enc, "valid_frames") else None
-        return enc.preprocess(clip), valid
-
-    def encode_fn(kind: str, paths):
-        items = [media_fn(kind, p) for p in paths]
-        x = torch.stack([t for t, _ in items]).to(device)  # [n, ...]
-        return encoders[kind](x), [v for _, v in items]  # [n, N, D]
-
-    return media_fn, encode_fn
-
-
-def encoder_token_counts(encoders: dict, media_fn, samples, cache=None) -> dict[str, int]:
-    """Encoder tokens per item for each kind (needed when the loader reports no valid count)."""
-    counts = {}
-    for kind, enc in encoders.items():
-        n = enc.num_tokens() if hasattr(enc, "num_tokens") else None
-        if n is None:
-            first = next(f for s in samples for f in s.media.get(kind, []))
-            if cache is not None:
-                n = int(cache[kind].get(first)[0].shape[0])
-            else:
-                with torch.no_grad():
-                    n = int(enc(media_fn(kind, first)[0][None]).shape[1])
-        counts[kind] = n
-    return counts
 
 
 def _kinds(samples) -> list[str]:
@@ -190,76 +128,13 @@ def lr_lambda(step: int, *, warmup: int, total: int, schedule: str) -> float:
 
 
 def _to(batch: dict, device) -> dict:
-    media = {k: (x.to(device), v) for k, (x, v) in batch["media_inputs"].items()}
+    """A collated batch as :meth:`MedAnyModel.forward`'s keyword arguments, on ``device``."""
     return {"input_ids": batch["input_ids"].to(device), "attention_mask": batch["attention_mask"].to(device),
-            "labels": batch["labels"].to(device), "media_inputs": media}
+            "labels": batch["labels"].to(device), "media": batch["media"].to(device)}
 
 
 
-# --- logging --------------------------------------------------------------------------
-
-
-class MetricsLog:
-    """metrics.jsonl (+ TensorBoard when asked) on rank 0; truncated to ``upto`` on resume."""
-
-    def __init__(self, out: Path, enabled: bool, tensorboard: bool, upto: int):
-        self.path = out / "metrics.jsonl"
-        self.enabled = enabled
-        self.tb = None
-        if not enabled:
-            return
-        keep = []
-        if upto and self.path.is_file():
-            keep = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= upto]
-        self.path.write_text("".join(ln + "\n" for ln in keep))
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(out / "tensorboard"))
-            except ImportError:
-                print("TensorBoard logging skipped: install 'tensorboard' to enable it.", file=sys.stderr)
-
-    def write(self, record: dict) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.tb is not None:
-            for k, v in record.items():
-                if k != "step" and isinstance(v, (int, float)):
-                    self.tb.add_scalar(f"train/{k}", v, record["step"])
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
-def plot_loss(metrics_path: Path, out_png: Path) -> Path | None:
-    """Loss curve PNG from metrics.jsonl; None when matplotlib is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    rows = [json.loads(ln) for ln in metrics_path.read_text().splitlines() if ln.strip()]
-    rows = [r for r in rows if "loss" in r]
-    if not rows:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1.5)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_png)
-    plt.close(fig)
-    return out_png
-
-
-# --- the loop ---------------------------------------------------------------------------
+# --- the run ---------------------------------------------------------------------------
 
 
 def _use_bf16(flag, device: torch.device) -> bool:
@@ -279,25 +154,82 @@ def train(config: TrainConfig, *, resume: bool = False, on_end=None) -> dict:
     """
     env = setup_distributed()
     try:
-        return _train(config, env, resume, on_end)
+        t_start = time.perf_counter()
+        run = setup(config, env, resume)
+        fitted = fit(run, t_start)
+        if on_end is not None:
+            on_end(run.model)
+        return finish(run, fitted)
     finally:
         if env.ddp and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 
 
-def _train(config: TrainConfig, env: DistEnv, resume: bool, on_end=None) -> dict:
-    t_start = time.perf_counter()
+@dataclass
+class Run:
+    """Everything :func:`setup` prepares for :func:`fit` and :func:`finish`."""
+
+    config: TrainConfig
+    env: DistEnv
+    out: Path
+    samples: list
+    model: nn.Module
+    encoders: dict
+    net: nn.Module
+    """``model``, or its DDP wrapper."""
+    dataset: object
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    trained: list
+    """The parameters that learn (projectors, LoRA adapters)."""
+    start: int
+    total: int
+    per_epoch: int
+    sharded: bool
+    provenance: dict | None
+    facts: dict
+    """Supervision, feature-cache stats and preparation time, for the final metrics."""
+
+
+def setup(config: TrainConfig, env: DistEnv, resume: bool) -> Run:
+    """The model (LoRA, sharding), the data (feature cache), the optimizer, and the resumed state."""
     out = Path(config.output_dir)
     if env.main:
         out.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed)
-
     samples = load_samples(config.data, config.data_root)
     kinds = _kinds(samples)
-    use_cache = config.use_feature_cache
-    model, encoders = build_stack(config, kinds, feature_cache=use_cache)
+    stack = build_stack(StackSpec.for_training(config, kinds), feature_cache=config.use_feature_cache)
+    model, encoders = stack.model, stack.encoders
     supervision = check_supervision(samples, model.tokenizer)
     sharded = env.ddp and config.parallel == "fsdp"
+    _prepare_model(model, encoders, config, env, sharded)
+    t_cache = time.perf_counter()
+    dataset, cache_stats = prepare_data(config, samples, model, encoders, env, use_cache=config.use_feature_cache)
+    facts = {"supervision": supervision, "cache_stats": cache_stats, "prepare_s": time.perf_counter() - t_cache}
+
+    groups = [{"params": [p for p in model.projectors.parameters() if p.requires_grad], "lr": config.lr_projector}]
+    lora_params = [p for n, p in model.llm.named_parameters() if p.requires_grad]
+    if lora_params:
+        groups.append({"params": lora_params, "lr": config.lr_lora})
+    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    per_epoch = MicroBatches(len(dataset), config, env, 0, 0).per_epoch
+    total = config.max_steps or max(1, math.ceil(config.epochs * per_epoch / config.grad_accum))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, partial(lr_lambda, warmup=config.warmup_steps, total=total, schedule=config.schedule))
+    start = _resume(out, model, optimizer, scheduler, env) if resume else 0
+    net = model
+    if env.ddp and not sharded:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[env.device.index] if env.device.type == "cuda" else None,
+            find_unused_parameters=len(kinds) > 1)
+    provenance = _data_provenance(config) if env.main else None  # hashed once, saved with every projector
+    return Run(config, env, out, samples, model, encoders, net, dataset, optimizer, scheduler,
+               [p for g in groups for p in g["params"]], start, total, per_epoch, sharded, provenance, facts)
+
+
+def _prepare_model(model, encoders: dict, config: TrainConfig, env: DistEnv, sharded: bool) -> None:
+    """LoRA adapters, device placement, FSDP sharding, and train/eval modes."""
     if config.lora:
         peft = require("peft", "all")
         lcfg = peft.LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
@@ -316,139 +248,154 @@ def _train(config: TrainConfig, env: DistEnv, resume: bool, on_end=None) -> dict
     elif config.lora:
         model.llm.train()
 
-    t_cache = time.perf_counter()
-    dataset, cache_stats = prepare_data(config, samples, model, encoders, env, use_cache=use_cache)
-    cache_s = time.perf_counter() - t_cache
 
-    groups = [{"params": [p for p in model.projectors.parameters() if p.requires_grad], "lr": config.lr_projector}]
-    lora_params = [p for n, p in model.llm.named_parameters() if p.requires_grad]
-    if lora_params:
-        groups.append({"params": lora_params, "lr": config.lr_lora})
-    trained = [p for g in groups for p in g["params"]]
-    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+def _resume(out: Path, model, optimizer, scheduler, env: DistEnv) -> int:
+    """The step the newest checkpoint reached (0 without one), its state restored."""
+    found = checkpoint_dirs(out)
+    if not found:
+        return 0
+    trainer_state, rngs = load_checkpoint(found[-1], model=model, optimizer=optimizer, scheduler=scheduler)
+    if trainer_state.get("world_size", 1) != env.world:
+        raise MedAnyError("Resume with the same number of processes as the checkpointed run.")
+    set_rng_state(rngs[env.rank])
+    return int(trainer_state["step"])
 
-    per_epoch = MicroBatches(len(dataset), config, env, 0, 0).per_epoch
-    total = config.max_steps or max(1, math.ceil(config.epochs * per_epoch / config.grad_accum))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, partial(lr_lambda, warmup=config.warmup_steps, total=total, schedule=config.schedule))
 
-    start = 0
-    found = checkpoint_dirs(out) if resume else []
-    if found:
-        trainer_state, rngs = load_checkpoint(found[-1], model=model, optimizer=optimizer, scheduler=scheduler)
-        if trainer_state.get("world_size", 1) != env.world:
-            raise MedAnyError("Resume with the same number of processes as the checkpointed run.")
-        start = int(trainer_state["step"])
-        set_rng_state(rngs[env.rank])
-    net = model
-    if env.ddp and not sharded:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[env.device.index] if env.device.type == "cuda" else None,
-            find_unused_parameters=len(kinds) > 1)
+def save_run(run: Run, step: int) -> None:
+    """A checkpoint of ``run`` at ``step`` (every rank's RNG state, the projectors alongside)."""
+    env, config = run.env, run.config
+    rngs = [None] * env.world
+    if env.ddp:
+        torch.distributed.all_gather_object(rngs, rng_state())
+    else:
+        rngs = [rng_state()]
+    if env.main:
+        state = {"step": step, "epoch": step * config.grad_accum / run.per_epoch, "world_size": env.world,
+                 "micro_batch": step * config.grad_accum, "seed": config.seed}
+        save_checkpoint(run.out, step, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler,
+                        config_json=config.to_json(), trainer_state=state, rng_states=rngs,
+                        save_projectors=lambda d: _save_projectors(run.model, config, d, step=step,
+                                                                   data=run.provenance),
+                        keep_last=config.keep_last)
+    env.barrier()
 
+
+def fit(run: Run, t_start: float) -> dict:
+    """The optimizer steps from ``run.start`` to ``run.total``: logged, checkpointed, finally saved."""
+    config, env = run.config, run.env
     loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=MicroBatches(len(dataset), config, env, start * config.grad_accum,
-                                            total * config.grad_accum),
-        collate_fn=partial(collate, pad_id=model.tokenizer.pad_token_id), num_workers=config.num_workers,
+        run.dataset, batch_sampler=MicroBatches(len(run.dataset), config, env, run.start * config.grad_accum,
+                                                run.total * config.grad_accum),
+        collate_fn=partial(collate, pad_id=run.model.tokenizer.pad_token_id), num_workers=config.num_workers,
         # Its own generator: the loader must not draw from the global RNG, or a
         # resumed run would be one draw ahead of the uninterrupted one.
         generator=torch.Generator().manual_seed(config.seed))
-    log = MetricsLog(out, env.main, config.tensorboard, start)
+    log = MetricsLog(run.out, env.main, config.tensorboard, run.start)
     bar = None
     if env.main and config.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, initial=start, desc=f"stage {config.stage}", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=run.total, initial=run.start, desc=f"stage {config.stage}", unit="step", dynamic_ncols=True)
     bf16 = _use_bf16(config.bf16, env.device)
     autocast = partial(torch.autocast, device_type=env.device.type, dtype=torch.bfloat16, enabled=bf16)
-
-    provenance = _data_provenance(config) if env.main else None  # hashed once, saved with every projector
-
-    def save(step: int) -> None:
-        rngs = [None] * env.world
-        if env.ddp:
-            torch.distributed.all_gather_object(rngs, rng_state())
-        else:
-            rngs = [rng_state()]
-        if env.main:
-            state = {"step": step, "epoch": step * config.grad_accum / per_epoch, "world_size": env.world,
-                     "micro_batch": step * config.grad_accum, "seed": config.seed}
-            save_checkpoint(out, step, model=model, optimizer=optimizer, scheduler=scheduler,
-                            config_json=config.to_json(), trainer_state=state, rng_states=rngs,
-                            save_projectors=lambda d: _save_projectors(model, config, d, step=step, data=provenance),
-                            keep_last=config.keep_last)
-        env.barrier()
-
-    batches = iter(loader)
+    batches, window = iter(loader), LossWindow()
     first_loss = last_loss = None
-    window_losses, window_samples, window_tokens, t_window = [], 0, 0, time.perf_counter()
     t_loop = time.perf_counter()
-    for step in range(start, total):
-        step_loss = torch.zeros((), device=env.device)
-        for j in range(config.grad_accum):
-            batch = _to(next(batches), env.device)
-            sync = contextlib.nullcontext() if (net is model or j == config.grad_accum - 1) else net.no_sync()
-            with sync:
-                with autocast():
-                    loss = net(**batch).loss / config.grad_accum
-                loss.backward()
-            step_loss += loss.detach().float()
-            window_samples += batch["input_ids"].shape[0] * env.world
-            window_tokens += int(batch["attention_mask"].sum()) * env.world
-        if sharded:
-            average_gradients(trained, env.world)
-        grad_norm = torch.nn.utils.clip_grad_norm_(trained, config.max_grad_norm) if config.max_grad_norm else None
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        if env.ddp:
-            torch.distributed.all_reduce(step_loss)
-            step_loss /= env.world
-        value = float(step_loss)
+    for step in range(run.start, run.total):
+        value, grad_norm = _optimizer_step(run, batches, autocast, window)
         first_loss = value if first_loss is None else first_loss
-        last_loss = value
-        window_losses.append(value)
-        done = step + 1
+        last_loss, done = value, step + 1
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{value:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        if done % config.log_every == 0 or done == total:
-            dt = max(time.perf_counter() - t_window, 1e-9)
-            rate = len(window_losses) / dt
-            log.write({"step": done, "epoch": round(done * config.grad_accum / per_epoch, 4),
-                       "loss": sum(window_losses) / len(window_losses), "step_loss": value,
-                       "lr": scheduler.get_last_lr()[0],
-                       "grad_norm": None if grad_norm is None else float(grad_norm),
-                       "samples_per_s": window_samples / dt, "tokens_per_s": window_tokens / dt,
-                       "elapsed_s": time.perf_counter() - t_start, "eta_s": (total - done) / rate})
-            window_losses, window_samples, window_tokens, t_window = [], 0, 0, time.perf_counter()
-        if done % config.save_every == 0 and done != total:
-            save(done)
+            bar.set_postfix(loss=f"{value:.4f}", lr=f"{run.scheduler.get_last_lr()[0]:.2e}")
+        if done % config.log_every == 0 or done == run.total:
+            log.write(window.record(done, run, value, grad_norm, t_start))
+        if done % config.save_every == 0 and done != run.total:
+            save_run(run, done)
     train_s = time.perf_counter() - t_loop
     if bar is not None:
         bar.close()
-    if start < total:
-        save(total)
+    if run.start < run.total:
+        save_run(run, run.total)
     log.close()
-    if on_end is not None:
-        on_end(model)
+    return {"first_loss": first_loss, "final_loss": last_loss, "train_s": train_s, "bf16": bf16}
 
-    metrics = {"steps": total, "resumed_from": start, "first_loss": first_loss, "final_loss": last_loss,
-               "train_s": train_s, "steps_per_s": (total - start) / max(train_s, 1e-9),
-               "samples": len(samples), "supervised_tokens": supervision["supervised_tokens"],
-               "feature_cache": cache_stats, "prepare_s": cache_s, "world_size": env.world, "bf16": bf16,
-               "parallel": config.parallel if env.ddp else "single"}
+
+def _optimizer_step(run: Run, batches, autocast, window: "LossWindow") -> tuple[float, object]:
+    """One optimizer step over ``grad_accum`` micro-batches; ``(mean loss over ranks, grad norm)``."""
+    config, env, net, model = run.config, run.env, run.net, run.model
+    step_loss = torch.zeros((), device=env.device)
+    for j in range(config.grad_accum):
+        batch = _to(next(batches), env.device)
+        sync = contextlib.nullcontext() if (net is model or j == config.grad_accum - 1) else net.no_sync()
+        with sync:
+            with autocast():
+                loss = net(**batch).loss / config.grad_accum
+            loss.backward()
+        step_loss += loss.detach().float()
+        window.count(batch["input_ids"].shape[0] * env.world, int(batch["attention_mask"].sum()) * env.world)
+    if run.sharded:
+        average_gradients(run.trained, env.world)
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.trained, config.max_grad_norm) if config.max_grad_norm else None
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    if env.ddp:
+        torch.distributed.all_reduce(step_loss)
+        step_loss /= env.world
+    value = float(step_loss)
+    window.losses.append(value)
+    return value, grad_norm
+
+
+class LossWindow:
+    """Losses, samples and tokens since the last metrics line."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.losses: list[float] = []
+        self.samples = self.tokens = 0
+        self.t0 = time.perf_counter()
+
+    def count(self, samples: int, tokens: int) -> None:
+        self.samples += samples
+        self.tokens += tokens
+
+    def record(self, done: int, run: Run, value: float, grad_norm, t_start: float) -> dict:
+        """The metrics line for step ``done``; starts a new window."""
+        dt = max(time.perf_counter() - self.t0, 1e-9)
+        rate = len(self.losses) / dt
+        out = {"step": done, "epoch": round(done * run.config.grad_accum / run.per_epoch, 4),
+               "loss": sum(self.losses) / len(self.losses), "step_loss": value,
+               "lr": run.scheduler.get_last_lr()[0], "grad_norm": None if grad_norm is None else float(grad_norm),
+               "samples_per_s": self.samples / dt, "tokens_per_s": self.tokens / dt,
+               "elapsed_s": time.perf_counter() - t_start, "eta_s": (run.total - done) / rate}
+        self.reset()
+        return out
+
+
+def finish(run: Run, fitted: dict) -> dict:
+    """Save the projectors (and LoRA), evaluate on the held-out set, plot, write ``final_metrics.json``."""
+    config, env, model, out = run.config, run.env, run.model, run.out
+    metrics = {"steps": run.total, "resumed_from": run.start, "first_loss": fitted["first_loss"],
+               "final_loss": fitted["final_loss"], "train_s": fitted["train_s"],
+               "steps_per_s": (run.total - run.start) / max(fitted["train_s"], 1e-9), "samples": len(run.samples),
+               "supervised_tokens": run.facts["supervision"]["supervised_tokens"],
+               "feature_cache": run.facts["cache_stats"], "prepare_s": run.facts["prepare_s"],
+               "world_size": env.world, "bf16": fitted["bf16"], "parallel": config.parallel if env.ddp else "single"}
     if env.main:
-        _save_projectors(model, config, out, step=total, data=provenance, metrics=metrics)
+        _save_projectors(model, config, out, step=run.total, data=run.provenance, metrics=metrics)
         if config.lora:
             model.llm.save_pretrained(str(out / "lora"))  # safetensors by default
-    if config.eval_data and (env.main or sharded):  # a sharded LLM runs on every rank, in step
+    if config.eval_data and (env.main or run.sharded):  # a sharded LLM runs on every rank, in step
         from .evaluate import evaluate
 
         model.eval()
         eval_samples = load_samples(config.eval_data, config.data_root)
-        media_fn, _ = media_loader(encoders, env.device)
-        metrics["eval"] = evaluate(_with_real_encoders(model, encoders), eval_samples, media_fn,
+        media_fn, _ = media_loader(run.encoders, env.device)
+        metrics["eval"] = evaluate(_with_real_encoders(model, run.encoders), eval_samples, media_fn,
                                    max_samples=config.eval_max_samples, max_new_tokens=config.eval_max_new_tokens)
     if env.main:
         if config.plot:
@@ -485,20 +432,28 @@ def _save_projectors(model, config: TrainConfig, out_dir, *, step: int, data: di
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``medany train CONFIG [--resume] [--max-steps N] [--output-dir DIR]``."""
-    parser = argparse.ArgumentParser(prog="medany train", description="Train MedAny projectors.")
-    parser.add_argument("config", help="training config (.json or .yaml)")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    parser.add_argument("--max-steps", type=int, default=None, help="override the number of optimizer steps")
-    parser.add_argument("--output-dir", default=None, help="override output_dir")
-    args = parser.parse_args(argv)
+    """``medany train CONFIG [--resume] [--max-steps N] [--output-dir DIR]``: the command line of :func:`command`."""
+    from .cli_args import run_command
+
+    return run_command(command, argv, prog="medany train", positional=("config",))
+
+
+def command(config: str, resume: bool = False, max_steps: int | None = None, output_dir: str | None = None) -> int:
+    """Train MedAny projectors from a JSON or YAML config; prints the final metrics.
+
+    Args:
+        config: the training config (.json or .yaml; every field is documented in TrainConfig)
+        resume: continue from the newest checkpoint
+        max_steps: override the number of optimizer steps
+        output_dir: override output_dir
+    """
     try:
-        config = TrainConfig.from_file(args.config)
-        if args.max_steps is not None:
-            config.max_steps = args.max_steps
-        if args.output_dir:
-            config.output_dir = args.output_dir
-        metrics = train(config, resume=args.resume)
+        cfg = TrainConfig.from_file(config)
+        if max_steps is not None:
+            cfg.max_steps = max_steps
+        if output_dir:
+            cfg.output_dir = output_dir
+        metrics = train(cfg, resume=resume)
     except MedAnyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

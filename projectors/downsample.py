@@ -13,8 +13,11 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .base import Projector
+from .registry import register_projector
 
-class ConcatDownsampler(nn.Module):
+
+class ConcatDownsampler(Projector):
     """Concatenate each run of ``k`` tokens, then a 2-layer GELU MLP.
 
     ``[B, N, D_in] -> [B, ceil(N/k), D_out]``; the tail is zero-padded to a
@@ -22,10 +25,10 @@ class ConcatDownsampler(nn.Module):
     """
 
     def __init__(self, in_dim: int, out_dim: int, k: int = 4):
-        super().__init__()
+        super().__init__(in_dim, out_dim)
         if k < 1:
             raise ValueError(f"downsampling factor k must be >= 1, got {k}")
-        self.k, self.in_dim, self.out_dim = k, in_dim, out_dim
+        self.k = k
         self.net = nn.Sequential(nn.Linear(in_dim * k, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -40,7 +43,7 @@ class ConcatDownsampler(nn.Module):
         return math.ceil(n_in / self.k)
 
 
-class ConvDownsampler(nn.Module):
+class ConvDownsampler(Projector):
     """Strided 1-D convolution (kernel = stride = ``k``), GELU, linear.
 
     ``[B, N, D_in] -> [B, ceil(N/k), D_out]``; learns a weighted merge where
@@ -48,10 +51,10 @@ class ConvDownsampler(nn.Module):
     """
 
     def __init__(self, in_dim: int, out_dim: int, k: int = 4):
-        super().__init__()
+        super().__init__(in_dim, out_dim)
         if k < 1:
             raise ValueError(f"downsampling factor k must be >= 1, got {k}")
-        self.k, self.in_dim, self.out_dim = k, in_dim, out_dim
+        self.k = k
         self.conv = nn.Conv1d(in_dim, out_dim, kernel_size=k, stride=k)
         self.proj = nn.Linear(out_dim, out_dim)
 
@@ -64,3 +67,13 @@ class ConvDownsampler(nn.Module):
 
     def num_output_tokens(self, n_in: int) -> int:
         return math.ceil(n_in / self.k)
+
+
+@register_projector(r"concat(?P<k>\d+)")
+def concat(in_dim: int, out_dim: int, k: int) -> ConcatDownsampler:
+    return ConcatDownsampler(in_dim, out_dim, k=k)
+
+
+@register_projector(r"conv(?P<k>\d+)")
+def conv(in_dim: int, out_dim: int, k: int) -> ConvDownsampler:
+    return ConvDownsampler(in_dim, out_dim, k=k)

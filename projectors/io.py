@@ -18,12 +18,13 @@ from torch import nn
 from multimodal.errors import ModelLoadError
 from multimodal.paths import atomic_write_bytes
 
+from .base import Projector
 from .registry import create_projector
 
 WEIGHTS, CONFIG = "projector.safetensors", "projector.json"
 
 
-def save_projector(projector: nn.Module, out_dir: str | Path, *, encoder: str, llm: str, **meta) -> Path:
+def save_projector(projector: Projector, out_dir: str | Path, *, encoder: str, llm: str, **meta) -> Path:
     """Write the projector into ``out_dir`` (created); returns the directory."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -31,10 +32,7 @@ def save_projector(projector: nn.Module, out_dir: str | Path, *, encoder: str, l
     weights = save(tensors)  # projectors are small: serialize once, write atomically, hash the same bytes
     atomic_write_bytes(out / WEIGHTS, weights)
     config = {
-        "name": projector.registry_name,
-        "in_dim": projector.in_dim,
-        "out_dim": projector.out_dim,
-        "kwargs": projector.registry_kwargs,
+        **projector.config(),
         "encoder": encoder,
         "llm": llm,
         "sha256": hashlib.sha256(weights).hexdigest(),

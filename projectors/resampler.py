@@ -12,6 +12,9 @@ from torch import Tensor, nn
 
 from multimodal.kernels.dispatch import attention
 
+from .base import Projector
+from .registry import register_projector
+
 
 class ResamplerLayer(nn.Module):
     """Pre-norm cross-attention (queries -> tokens) followed by a GELU feed-forward."""
@@ -45,12 +48,12 @@ class ResamplerLayer(nn.Module):
         return attention(q, k, v, mask_kind="full")
 
 
-class Resampler(nn.Module):
+class Resampler(Projector):
     """``[B, N, D_in] -> [B, M, D_out]`` with ``num_queries`` learned queries."""
 
     def __init__(self, in_dim: int, out_dim: int, num_queries: int = 32, heads: int = 8, depth: int = 1):
-        super().__init__()
-        self.in_dim, self.out_dim, self.num_queries = in_dim, out_dim, num_queries
+        super().__init__(in_dim, out_dim)
+        self.num_queries = num_queries
         self.input_proj = nn.Linear(in_dim, out_dim)
         self.queries = nn.Parameter(torch.randn(num_queries, out_dim) * out_dim**-0.5)
         self.layers = nn.ModuleList(ResamplerLayer(out_dim, heads) for _ in range(depth))
@@ -65,3 +68,8 @@ class Resampler(nn.Module):
 
     def num_output_tokens(self, n_in: int) -> int:
         return self.num_queries
+
+
+@register_projector(r"resampler")
+def resampler(in_dim: int, out_dim: int, num_queries: int = 32, heads: int = 8, depth: int = 1) -> Resampler:
+    return Resampler(in_dim, out_dim, num_queries=num_queries, heads=heads, depth=depth)

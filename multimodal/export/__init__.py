@@ -5,7 +5,8 @@ Only ``llava-hf`` exists: the image path as a transformers ``LlavaForConditional
 
 from multimodal.errors import ExportError
 
-from .llava_hf import FORMAT as LLAVA_HF, check_exportable, export_llava_hf
+from .llava_hf import FORMAT as LLAVA_HF
+from .llava_hf import check_exportable, export_llava_hf
 
 FORMATS = (LLAVA_HF,)
 

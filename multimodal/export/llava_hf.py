@@ -38,7 +38,7 @@ def check_projector(projector: nn.Module) -> str:
     """LLaVA ``projector_hidden_act`` for ``projector``, or :class:`ExportError` when it cannot map."""
     from projectors.linear import MLPProjector
 
-    name = getattr(projector, "registry_name", type(projector).__name__)
+    name = projector.registry_name
     if not isinstance(projector, MLPProjector) or projector.depth not in (1, 2):
         raise ExportError(
             f"Projector {name!r} cannot be written as LlavaMultiModalProjector (linear -> activation -> linear): "
@@ -67,7 +67,8 @@ def check_exportable(encoder, projector) -> None:
     if projector is None:
         raise ExportError("llava-hf export needs a trained image projector (--image-projector DIR).")
     if getattr(encoder, "modality", "image") != "image":
-        raise ExportError(f"Encoder {getattr(encoder, 'name', '')!r} is not an image encoder; LLaVA exports images only.")
+        raise ExportError(f"Encoder {getattr(encoder, 'name', '')!r} is not an image encoder; "
+                          "LLaVA exports images only.")
     check_open_clip_vit(encoder)
     check_projector(projector)
     if projector.in_dim != encoder.out_dim:
@@ -118,7 +119,8 @@ def build_llava(encoder, projector, llm, tokenizer):
     missing, unexpected = inner.vision_tower.load_state_dict(vision_sd, strict=False)
     missing = [k for k in missing if not k.endswith("position_ids")]
     if missing or unexpected:
-        raise ExportError(f"Vision weights did not map onto CLIPVisionModel (missing {missing[:3]}, extra {unexpected[:3]}).")
+        raise ExportError(f"Vision weights did not map onto CLIPVisionModel (missing {missing[:3]}, "
+                          f"extra {unexpected[:3]}).")
     inner.multi_modal_projector.load_state_dict(projector_state_dict(projector), strict=True)
 
     lm_sd = {k: t.detach() for k, t in llm.base_model.state_dict().items()}  # load_state_dict copies
@@ -170,6 +172,6 @@ def export_llava_hf(out_dir: str | Path, encoder, projector, llm, tokenizer, *, 
     processor.save_pretrained(out)
     info = {"format": FORMAT, "image_token": IMAGE_TOKEN, "image_token_id": llava.config.image_token_index,
             "image_attention": "causal", "encoder": getattr(encoder, "name", ""),
-            "projector": getattr(projector, "registry_name", ""), **(meta or {})}
+            "projector": projector.registry_name, **(meta or {})}
     (out / "medany_export.json").write_text(json.dumps(info, indent=2, sort_keys=True))
     return out

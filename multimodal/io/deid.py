@@ -33,7 +33,6 @@ when that is a valid UID, else by its input number, and every write is confined 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
 import io
@@ -42,6 +41,7 @@ import secrets
 import sys
 import warnings
 from pathlib import Path
+from typing import Literal, Sequence
 
 from ..errors import InputError, require
 
@@ -309,41 +309,46 @@ def _inputs(paths: list[str]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``medany deid IN... --out DIR``: de-identify DICOM files (or folders of them).
+    """``medany deid IN... --out DIR``: the command line of :func:`deid`."""
+    from ..cli_args import run_command
+
+    return run_command(deid, argv, prog="medany deid", positional=("inputs",))
+
+
+def deid(inputs: Sequence[str], out: str, profile: Literal["allowlist", "basic"] = "allowlist",
+         key: str | None = None, show_paths: bool = False) -> int:
+    """De-identify DICOM files (or folders of them) into one folder.
 
     Output files are named by their new SOP Instance UID, because original file
     names often contain patient names; for the same reason each input is named by
-    its number in the sorted input order unless ``--show-paths``. Every input gets
+    its number in the sorted input order unless ``show_paths``. Every input gets
     one outcome line; a bad file is skipped, never the batch. Returns the process
     exit code: 0 when every input was written, 1 when any was refused.
+
+    Args:
+        inputs: DICOM files or folders
+        out: output folder (created)
+        profile: allowlist keeps only the image, its geometry and coded study context; basic applies every
+            row of PS3.15 Table E.1-1 and keeps all other attributes
+        key: secret for consistent UIDs across runs (default: random per run)
+        show_paths: name skipped and flagged inputs by path (paths often carry patient names; default: by
+            their number in the sorted input order)
     """
-    parser = argparse.ArgumentParser(prog="medany deid", description=main.__doc__.splitlines()[0])
-    parser.add_argument("inputs", nargs="+", help="DICOM files or folders")
-    parser.add_argument("--out", required=True, help="output folder (created)")
-    parser.add_argument("--profile", choices=PROFILES, default="allowlist",
-                        help="allowlist (default): keep only the image, its geometry and coded study context; "
-                             "basic: every row of PS3.15 Table E.1-1, keeping all other attributes")
-    parser.add_argument("--key", default=None,
-                        help="secret for consistent UIDs across runs (default: random per run)")
-    parser.add_argument("--show-paths", action="store_true",
-                        help="name skipped and flagged inputs by path (paths often carry patient names; "
-                             "default: by their number in the sorted input order)")
-    args = parser.parse_args(argv)
     from ..paths import atomic_write_bytes
     from .limits import DEFAULT_LIMITS
     from .loader import read_bytes
 
-    out = Path(args.out)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    uids = UidMapper(args.key.encode() if args.key else None)
+    uids = UidMapper(key.encode() if key else None)
     written = failed = flagged = 0
     taken: set[str] = set()
-    for i, path in enumerate(_inputs(args.inputs)):
-        label = str(path) if args.show_paths else f"input {i + 1}"
+    for i, path in enumerate(_inputs(inputs)):
+        label = str(path) if show_paths else f"input {i + 1}"
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", BurnedInAnnotationWarning)
             try:
-                ds, data = _deidentify_file(read_bytes(str(path), DEFAULT_LIMITS), uids, args.profile)
+                ds, data = _deidentify_file(read_bytes(str(path), DEFAULT_LIMITS), uids, profile)
             except InputError as exc:
                 failed += 1
                 print(f"{label}: skipped: {exc}", file=sys.stderr)

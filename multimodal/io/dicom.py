@@ -276,61 +276,88 @@ def to_display(ds, stored: np.ndarray, info: PixelInfo, window=None, shrink: int
     (rescale, RGB) average ``shrink x shrink`` blocks; palette indices and lookup-table
     inputs, which must not be averaged, keep every ``shrink``-th pixel.
     """
-    from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi
-
     if info.photometric == "PALETTE COLOR":
-        try:
-            rgb = apply_color_lut(nearest(stored, shrink), ds)
-        except Exception:
-            raise _corrupt("its colour palette is missing or damaged") from None
-        scale = _palette_max(ds, rgb)
-        return (rgb.astype(np.float32) / np.float32(scale)), {"source": "palette"}
+        return _palette(ds, nearest(stored, shrink)), {"source": "palette"}
     if info.samples == 3:  # RGB (YBR was converted to RGB by the decoder)
         top = np.float32(1.0 / float(2 ** min(info.bits_stored, 32) - 1))
         rgb = block_mean(stored, shrink, lambda band: band.astype(np.float32) * top)
         return np.clip(rgb, 0, 1, out=rgb), {"source": "rgb"}
-
     voi_lut = window is None and "VOILUTSequence" in ds and len(ds.VOILUTSequence) > 0
-    if "ModalityLUTSequence" in ds:
-        values = apply_modality_lut(nearest(stored, shrink), ds).astype(np.float32)
-    else:
-        slope = np.float32(_float(ds, "RescaleSlope", 1.0))
-        intercept = np.float32(_float(ds, "RescaleIntercept", 0.0))
-        source = nearest(stored, shrink) if voi_lut else stored  # a VOI LUT indexes real values
-        values = block_mean(source, 1 if voi_lut else shrink, lambda band: band.astype(np.float32) * slope + intercept)
-
+    values = _modality_values(ds, stored, shrink, exact=voi_lut)
     if window is not None:
-        if isinstance(window, str) and window.strip().lower() == "auto":
-            c, w = auto_window(values)
-            used = {"center": c, "width": w, "function": "LINEAR", "source": "auto"}
-        else:
-            c, w = resolve_window(window)
-            used = {"center": c, "width": w, "function": "LINEAR",
-                    "source": f"preset:{window.strip().lower()}" if isinstance(window, str) else "manual"}
-        gray = apply_window(values, c, w)
+        gray, used = _given_window(values, window)
     elif voi_lut:
-        try:
-            # The VOI LUT indexes integer modality values.
-            gray = minmax_scale(apply_voi(np.rint(values).astype(np.int64), ds, 0))
-        except Exception:
-            raise _corrupt("its VOI lookup table is damaged") from None
-        used = {"source": "voi_lut"}
+        gray, used = _voi_lut(ds, values)
     elif (stored_window := _stored_window(ds)) is not None:
-        c, w = stored_window
-        function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
-        gray = apply_window(values, c, w, function)
-        used = {"center": c, "width": w, "function": function, "source": "stored"}
+        gray, used = _window(values, *stored_window, str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper())
     elif str(ds.get("Modality", "")).upper() in AUTO_WINDOW_MODALITIES:
-        c, w = auto_window(values)
-        gray = apply_window(values, c, w)
-        used = {"center": c, "width": w, "function": "LINEAR", "source": "auto"}
+        gray, used = _auto_window(values)
     else:
-        gray = minmax_scale(values)
-        used = {"source": "minmax"}
+        gray, used = minmax_scale(values), {"source": "minmax"}
     if info.photometric == "MONOCHROME1":
         gray = 1.0 - gray
     rgb = np.repeat(gray[..., None], 3, axis=2)  # [H, W] -> [H, W, 3]
     return rgb.astype(np.float32, copy=False), used
+
+
+def _palette(ds, indices: np.ndarray) -> np.ndarray:
+    """Palette indices -> float32 RGB in [0, 1] through the file's colour LUTs."""
+    from pydicom.pixels import apply_color_lut
+
+    try:
+        rgb = apply_color_lut(indices, ds)
+    except Exception:
+        raise _corrupt("its colour palette is missing or damaged") from None
+    return rgb.astype(np.float32) / np.float32(_palette_max(ds, rgb))
+
+
+def _modality_values(ds, stored: np.ndarray, shrink: int, exact: bool) -> np.ndarray:
+    """Stored values -> modality values (PS3.3 C.11.1: LUT sequence, or rescale slope and intercept).
+
+    Linear rescaling averages ``shrink`` blocks on the way; a lookup table (or, with
+    ``exact``, a VOI LUT that follows) needs real values, so every ``shrink``-th pixel is kept.
+    """
+    from pydicom.pixels import apply_modality_lut
+
+    if "ModalityLUTSequence" in ds:
+        return apply_modality_lut(nearest(stored, shrink), ds).astype(np.float32)
+    slope = np.float32(_float(ds, "RescaleSlope", 1.0))
+    intercept = np.float32(_float(ds, "RescaleIntercept", 0.0))
+    source, f = (nearest(stored, shrink), 1) if exact else (stored, shrink)
+    return block_mean(source, f, lambda band: band.astype(np.float32) * slope + intercept)
+
+
+# VOI (PS3.3 C.11.2): modality values -> display gray in [0, 1], and what was applied.
+
+
+def _given_window(values: np.ndarray, window) -> tuple[np.ndarray, dict]:
+    """The caller's window: ``"auto"``, a preset name, or ``(center, width)``."""
+    if isinstance(window, str) and window.strip().lower() == "auto":
+        return _auto_window(values)
+    c, w = resolve_window(window)
+    source = f"preset:{window.strip().lower()}" if isinstance(window, str) else "manual"
+    return apply_window(values, c, w), {"center": c, "width": w, "function": "LINEAR", "source": source}
+
+
+def _voi_lut(ds, values: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The file's VOI LUT Sequence (it indexes integer modality values)."""
+    from pydicom.pixels import apply_voi
+
+    try:
+        return minmax_scale(apply_voi(np.rint(values).astype(np.int64), ds, 0)), {"source": "voi_lut"}
+    except Exception:
+        raise _corrupt("its VOI lookup table is damaged") from None
+
+
+def _window(values: np.ndarray, c: float, w: float, function: str) -> tuple[np.ndarray, dict]:
+    """The file's stored window with its VOI LUT function."""
+    return apply_window(values, c, w, function), {"center": c, "width": w, "function": function, "source": "stored"}
+
+
+def _auto_window(values: np.ndarray) -> tuple[np.ndarray, dict]:
+    """A robust percentile window (projection radiographs without a usable one)."""
+    c, w = auto_window(values)
+    return apply_window(values, c, w), {"center": c, "width": w, "function": "LINEAR", "source": "auto"}
 
 
 def _palette_max(ds, rgb: np.ndarray) -> float:

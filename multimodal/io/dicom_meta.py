@@ -2,7 +2,8 @@
 
 Free-text values never pass: modality, body part and view pass only as the
 standard's defined terms (:mod:`.dicom_terms`; anything else is ``"unknown"``),
-other coded strings are reduced to a short upper-case alphabet, ages become decade bands (90+ pooled, as HIPAA Safe Harbor asks),
+other coded strings are reduced to a short upper-case alphabet, ages become decade bands
+(90+ pooled, as HIPAA Safe Harbor asks),
 dates are only used to compute that band and are then dropped.
 """
 

@@ -114,7 +114,8 @@ def pil_to_pixels(img) -> np.ndarray:
         return array_to_pixels(np.asarray(img).astype(np.uint16, copy=False))
     if mode == "I":  # 16-bit PNGs open (and reduce) as 32-bit ints holding 0..65535
         arr = np.asarray(img)
-        return array_to_pixels(arr.astype(np.uint16) if arr.min() >= 0 and arr.max() <= 65535 else arr.astype(np.float32))
+        in_range = arr.min() >= 0 and arr.max() <= 65535
+        return array_to_pixels(arr.astype(np.uint16) if in_range else arr.astype(np.float32))
     if mode == "F":
         return array_to_pixels(np.asarray(img, dtype=np.float32))
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):

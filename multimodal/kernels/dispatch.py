@@ -2,15 +2,18 @@
 
 Letters: B batch, Hq query heads, Hkv key/value heads, Lq/Lk query/key tokens, D head dim.
 
-``MEDANY_ATTENTION=triton|sdpa|reference`` overrides the choice (``triton`` on CPU runs
-the kernel under the Triton interpreter: slow, for tests). Triton is imported only
-inside the Triton branch, so CPU-only installs never need it.
+:func:`set_attention_backend` overrides the choice for the process (``triton`` on CPU
+runs the kernel under the Triton interpreter: slow, for tests); ``MEDANY_ATTENTION=
+triton|sdpa|reference`` sets it once, when this module is imported (as timm's
+``set_fused_attn`` and ``TIMM_FUSED_ATTN`` do). Triton is imported only inside the
+Triton branch, so CPU-only installs never need it.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -22,13 +25,42 @@ ENV_VAR = "MEDANY_ATTENTION"
 _TORCH_HAS_GQA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)
 
 
+def _check(name: str, where: str) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"{where} must be one of {BACKENDS}, got {name!r}")
+    return name
+
+
+_FORCED: str | None = _check(os.environ[ENV_VAR].strip().lower(), ENV_VAR) if os.environ.get(ENV_VAR, "").strip() \
+    else None
+
+
+def set_attention_backend(name: str | None) -> None:
+    """Force ``"triton"``, ``"sdpa"`` or ``"reference"`` for every later call; ``None`` picks by device again."""
+    global _FORCED
+    _FORCED = None if name is None else _check(str(name).strip().lower(), "The attention backend")
+
+
+def attention_backend() -> str | None:
+    """The forced backend, or None when it is picked by device."""
+    return _FORCED
+
+
+@contextmanager
+def forced_attention_backend(name: str | None):
+    """:func:`set_attention_backend` for the duration of a ``with`` block (tests, benchmarks)."""
+    previous = _FORCED
+    set_attention_backend(name)
+    try:
+        yield
+    finally:
+        set_attention_backend(previous)
+
+
 def select_backend(device: torch.device) -> str:
-    """Backend for tensors on ``device``: the env override, else triton on CUDA, else sdpa."""
-    forced = os.environ.get(ENV_VAR, "").strip().lower()
-    if forced:
-        if forced not in BACKENDS:
-            raise ValueError(f"{ENV_VAR} must be one of {BACKENDS}, got {forced!r}")
-        return forced
+    """Backend for tensors on ``device``: the forced one, else triton on CUDA, else sdpa."""
+    if _FORCED is not None:
+        return _FORCED
     return "triton" if device.type == "cuda" else "sdpa"
 
 
@@ -122,7 +154,7 @@ def attention(
     cu_k = cu_seqlens if cu_seqlens_k is None else cu_seqlens_k
     if backend is None:
         backend = select_backend(q.device)
-        if backend == "triton" and q.is_cuda and q.dtype == torch.float64 and not os.environ.get(ENV_VAR):
+        if backend == "triton" and q.is_cuda and q.dtype == torch.float64 and _FORCED is None:
             backend = "sdpa"  # Triton has no fp64 tensor-core path
     if backend == "triton":
         return _triton_attention(q, k, v, mask_kind=mask_kind, span_ids=span_ids, scale=scale,

@@ -465,7 +465,8 @@ class _Meta:
         self.Hq, self.Hkv, self.D = Hq, k.shape[1], D
         self.Lq, self.Lk = Lq, k.shape[2]
         self.nseq = (cu_q.numel() - 1) if self.varlen else B
-        self.cu_q = cu_q.to(dev, torch.int32).contiguous() if self.varlen else torch.zeros(1, dtype=torch.int32, device=dev)
+        self.cu_q = (cu_q.to(dev, torch.int32).contiguous() if self.varlen
+                     else torch.zeros(1, dtype=torch.int32, device=dev))
         self.cu_k = cu_k.to(dev, torch.int32).contiguous() if self.varlen else self.cu_q
         if self.varlen:
             max_q = max_q or int((self.cu_q[1:] - self.cu_q[:-1]).max())

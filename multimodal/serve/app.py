@@ -23,6 +23,11 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 
+try:
+    from starlette.requests import Request  # FastAPI injects it by this annotation
+except ImportError:  # pragma: no cover - build_app names the extra to install
+    Request = object
+
 from ..errors import require
 from .audit import AuditLog, stack_identity
 from .completions import DONE, Usage, chat_work, chunk, completion, sse
@@ -37,151 +42,138 @@ log = logging.getLogger("medany.serve")
 def build_app(assistant, settings: ServeSettings | None = None):
     """The API app around a loaded ``assistant``; serve it with :func:`multimodal.serve.launch`."""
     require("fastapi", "all")
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, Response, StreamingResponse
-    from starlette.concurrency import run_in_threadpool
+    from fastapi import FastAPI
 
-    settings = (settings or ServeSettings()).validate()
-    work_queue = WorkQueue(settings.queue_size, settings.request_timeout_s)
-    audit = AuditLog(stack_identity(assistant.info, settings.model_name), settings.audit_log)
-    limits = settings.input_limits()
-    started = int(time.time())
-    keys = [k.encode() for k in settings.api_keys]
+    api = Api(assistant, (settings or ServeSettings()).validate())
 
     @asynccontextmanager
     async def lifespan(app):
-        work_queue.start()
+        api.queue.start()
         yield
-        work_queue.close()
+        api.queue.close()
 
     app = FastAPI(title="MedAny API", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     install_handlers(app)
-    app.add_middleware(HostCheck, settings=settings)
-    app.state.settings, app.state.queue, app.state.audit, app.state.assistant = settings, work_queue, audit, assistant
+    app.add_middleware(HostCheck, settings=api.settings)
+    app.state.settings, app.state.queue, app.state.audit, app.state.assistant = (
+        api.settings, api.queue, api.audit, assistant)
+    app.get("/health")(api.health)
+    app.get("/v1/models")(api.list_models)
+    app.get("/v1/models/{model_id:path}")(api.get_model)
+    app.post("/v1/chat/completions")(api.chat_completions)
+    return app
 
-    def authorize(request: Request) -> None:
-        if not keys:
+
+class Api:
+    """The endpoints' shared state (settings, queue, audit, keys) and the endpoints themselves."""
+
+    def __init__(self, assistant, settings: ServeSettings):
+        self.assistant, self.settings = assistant, settings
+        self.queue = WorkQueue(settings.queue_size, settings.request_timeout_s)
+        self.audit = AuditLog(stack_identity(assistant.info, settings.model_name), settings.audit_log)
+        self.limits = settings.input_limits()
+        self.started = int(time.time())
+        self._keys = [k.encode() for k in settings.api_keys]
+
+    # -- small endpoints --------------------------------------------------
+
+    def authorize(self, request) -> None:
+        """401 unless the request carries one of the keys (when keys are configured)."""
+        if not self._keys:
             return
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         given = token.strip().encode()
         # Compare against every key (no early exit) so timing does not tell which prefix matched.
-        matches = [hmac.compare_digest(given, k) for k in keys]
+        matches = [hmac.compare_digest(given, k) for k in self._keys]
         if scheme.lower() != "bearer" or not any(matches):
             raise ApiError(401, "Missing or invalid API key; send 'Authorization: Bearer KEY'.",
                            code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
 
-    def model_card() -> dict:
-        return {"id": settings.model_name, "object": "model", "created": started, "owned_by": "medany"}
+    def model_card(self) -> dict:
+        return {"id": self.settings.model_name, "object": "model", "created": self.started, "owned_by": "medany"}
 
-    @app.get("/health")
-    async def health():
+    async def health(self):
         """200 while requests are accepted, 503 otherwise (for load balancers); queue depth either way."""
-        body = {"status": "ok" if work_queue.accepting else "unavailable",
-                "queue": {"waiting": work_queue.waiting, "size": work_queue.size,
-                          "busy": work_queue.running is not None}}
-        return JSONResponse(body, status_code=200 if work_queue.accepting else 503)
+        from fastapi.responses import JSONResponse
 
-    @app.get("/v1/models")
-    async def list_models(request: Request):
-        authorize(request)
-        return {"object": "list", "data": [model_card()]}
+        q = self.queue
+        body = {"status": "ok" if q.accepting else "unavailable",
+                "queue": {"waiting": q.waiting, "size": q.size, "busy": q.running is not None}}
+        return JSONResponse(body, status_code=200 if q.accepting else 503)
 
-    @app.get("/v1/models/{model_id:path}")
-    async def get_model(model_id: str, request: Request):
-        authorize(request)
-        if model_id != settings.model_name:
+    async def list_models(self, request: Request):
+        self.authorize(request)
+        return {"object": "list", "data": [self.model_card()]}
+
+    async def get_model(self, model_id: str, request: Request):
+        self.authorize(request)
+        if model_id != self.settings.model_name:
             raise ApiError(404, "No such model.", code="model_not_found", param="model")
-        return model_card()
+        return self.model_card()
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request):
-        t0 = time.monotonic()
-        rid = f"chatcmpl-{uuid.uuid4().hex}"
-        created = int(time.time())
-        headers = {"x-request-id": rid}
-        chat = None
-        digests: list = []  # what the audit keeps of the media: the bytes are dropped once decoded
+    # -- chat completions -------------------------------------------------
 
-        def finish(status: int, code: str | None = None, usage: Usage | None = None) -> None:
-            inputs = digests or ([m.digest() for m in chat.media] if chat else [])
-            audit.record(request_id=rid, status=status, code=code, latency_s=time.monotonic() - t0,
-                         inputs=inputs, stream=bool(chat and chat.stream),
-                         prompt_tokens=usage.prompt_tokens if usage else None,
-                         completion_tokens=usage.completion_tokens if usage else None)
+    async def chat_completions(self, request: Request):
+        """Validate, queue, answer (streamed or not), and audit one chat completion."""
+        from fastapi.responses import JSONResponse, Response, StreamingResponse
+        from starlette.concurrency import run_in_threadpool
 
-        async def stream_events(first, events):
-            """SSE frames: a role chunk, content chunks, the finish chunk, usage if asked, [DONE]."""
-            status, code, usage = 200, None, Usage()
-            try:
-                yield sse(chunk(rid, created, chat.model, {"role": "assistant", "content": ""}))
-                kind, value = first
-                while True:
-                    if kind == "piece":
-                        yield sse(chunk(rid, created, chat.model, {"content": value}))
-                    else:
-                        usage = value or usage
-                        break
-                    kind, value = await anext(events)
-                yield sse(chunk(rid, created, chat.model, finish_reason=usage.finish_reason, report=usage.report))
-                if chat.include_usage:
-                    yield sse(chunk(rid, created, chat.model, usage=usage))
-                yield DONE
-            except Exception as exc:  # headers are sent: report in-band, as OpenAI does
-                err = as_api_error(exc)
-                status, code = err.status, err.code
-                yield sse(err.body())
-            except BaseException:  # the client went away (cancelled): stop the job, log, re-raise
-                status, code = 499, "client_closed"
-                raise
-            finally:
-                await events.aclose()
-                finish(status, code, usage if status == 200 else None)
-
+        call = _Call(self, time.monotonic())
         gone = asyncio.Event()  # a non-streaming client that left
         try:
-            authorize(request)
-            chat = parse_chat_request(parse_json(await read_body(request, settings.max_request_bytes)), settings)
-            work_queue.check_open()  # refuse before any work when the queue is already full
-            await run_in_threadpool(assistant.check_question, chat.question, chat.max_tokens)  # 400, not a wait
-            digests = [m.digest() for m in chat.media]
+            self.authorize(request)
+            chat = call.chat = parse_chat_request(parse_json(await self.read_body(request)), self.settings)
+            self.queue.check_open()  # refuse before any work when the queue is already full
+            await run_in_threadpool(self.assistant.check_question, chat.question, chat.max_tokens)  # 400, not a wait
+            call.digests = [m.digest() for m in chat.media]
             # Media are decoded by the worker when this request's turn comes (completions.chat_work).
-            job = work_queue.submit(chat_work(assistant, chat, limits, settings.max_audio_s_per_request), arrived=t0)
-            events = work_queue.events(job)
+            work = chat_work(self.assistant, chat, self.limits, self.settings.max_audio_s_per_request)
+            job = self.queue.submit(work, arrived=call.t0)
+            events = self.queue.events(job)
             if chat.stream:
                 # Wait for the first event so that queueing and input errors still get their status.
                 first = await anext(events)
-                return StreamingResponse(stream_events(first, events), media_type="text/event-stream",
-                                         headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-            pieces, usage = [], Usage()
-            watcher = asyncio.create_task(watch_disconnect(request, job, gone))
-            try:
-                async for kind, value in events:
-                    if kind == "piece":
-                        pieces.append(value)
-                    else:
-                        usage = value or usage
-            finally:
-                watcher.cancel()
-            finish(200, usage=usage)
-            return JSONResponse(completion(rid, created, chat.model, "".join(pieces).strip(), usage), headers=headers)
+                return StreamingResponse(call.stream_events(first, events), media_type="text/event-stream",
+                                         headers={**call.headers, "Cache-Control": "no-cache",
+                                                  "X-Accel-Buffering": "no"})
+            text, usage = await self.collect(request, job, events, gone)
+            call.finish(200, usage=usage)
+            return JSONResponse(completion(call.rid, call.created, chat.model, text, usage), headers=call.headers)
         except Exception as exc:
             if gone.is_set():  # the work was stopped because nobody is waiting for it
-                finish(499, "client_closed")
+                call.finish(499, "client_closed")
                 return Response(status_code=499)
             err = as_api_error(exc)
             if err.status >= 500 and not isinstance(exc, ApiError):
                 log.error("chat completion failed: %s", type(exc).__name__)
-            finish(err.status, err.code)
-            return JSONResponse(err.body(), status_code=err.status, headers={**headers, **err.headers})
+            call.finish(err.status, err.code)
+            return JSONResponse(err.body(), status_code=err.status, headers={**call.headers, **err.headers})
 
-    async def watch_disconnect(request: Request, job, gone: asyncio.Event) -> None:
+    async def collect(self, request, job, events, gone: asyncio.Event) -> tuple[str, Usage]:
+        """A non-streamed answer's text and usage; the job is cancelled as soon as its client leaves."""
+        pieces, usage = [], Usage()
+        watcher = asyncio.create_task(self.watch_disconnect(request, job, gone))
+        try:
+            async for kind, value in events:
+                if kind == "piece":
+                    pieces.append(value)
+                else:
+                    usage = value or usage
+        finally:
+            watcher.cancel()
+        return "".join(pieces).strip(), usage
+
+    @staticmethod
+    async def watch_disconnect(request, job, gone: asyncio.Event) -> None:
         """Cancel ``job`` as soon as its (non-streaming) client disconnects."""
         while not await request.is_disconnected():
             await asyncio.sleep(0.2)
         gone.set()
         job.cancel()
 
-    async def read_body(request: Request, limit: int) -> bytes:
+    async def read_body(self, request) -> bytes:
+        """The JSON body, bounded in size (413) and in pauses (408); never both framings (400)."""
+        limit = self.settings.max_request_bytes
         declared = request.headers.get("content-length")
         if declared is not None and "transfer-encoding" in request.headers:  # request smuggling's favourite
             raise bad_request("Send either Content-Length or Transfer-Encoding, not both.", code="invalid_header")
@@ -189,7 +181,7 @@ def build_app(assistant, settings: ServeSettings | None = None):
             if not declared.strip().isdigit():
                 raise bad_request("Invalid Content-Length header.", code="invalid_header")
             if int(declared) > limit:
-                raise too_large(limit)
+                raise _too_large(limit)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             raise ApiError(415, "Send the request as JSON (Content-Type: application/json).",
@@ -198,23 +190,72 @@ def build_app(assistant, settings: ServeSettings | None = None):
         parts = request.stream().__aiter__()
         while True:
             try:  # a client may pause, but not hold the connection: each piece must come in time
-                part = await asyncio.wait_for(parts.__anext__(), settings.body_timeout_s)
+                part = await asyncio.wait_for(parts.__anext__(), self.settings.body_timeout_s)
             except StopAsyncIteration:
                 break
             except asyncio.TimeoutError:
-                raise ApiError(408, f"The request body did not arrive within {settings.body_timeout_s:g} s.",
+                raise ApiError(408, f"The request body did not arrive within {self.settings.body_timeout_s:g} s.",
                                code="request_timeout") from None
             size += len(part)
             if size > limit:
-                raise too_large(limit)
+                raise _too_large(limit)
             chunks.append(part)
         return b"".join(chunks)
 
-    def too_large(limit: int) -> ApiError:
-        return ApiError(413, f"The request is larger than this server accepts ({limit / 2**20:.0f} MiB).",
-                        code="request_too_large")
 
-    return app
+class _Call:
+    """One chat completion in flight: its id, what the audit keeps, and its server-sent events."""
+
+    def __init__(self, api: Api, t0: float):
+        self.api, self.t0 = api, t0
+        self.rid = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+        self.headers = {"x-request-id": self.rid}
+        self.chat = None
+        self.digests: list = []  # what the audit keeps of the media: the bytes are dropped once decoded
+
+    def finish(self, status: int, code: str | None = None, usage: Usage | None = None) -> None:
+        """The request's one audit line."""
+        chat = self.chat
+        inputs = self.digests or ([m.digest() for m in chat.media] if chat else [])
+        self.api.audit.record(request_id=self.rid, status=status, code=code, latency_s=time.monotonic() - self.t0,
+                              inputs=inputs, stream=bool(chat and chat.stream),
+                              prompt_tokens=usage.prompt_tokens if usage else None,
+                              completion_tokens=usage.completion_tokens if usage else None)
+
+    async def stream_events(self, first, events):
+        """SSE frames: a role chunk, content chunks, the finish chunk, usage if asked, [DONE]."""
+        chat, rid, created = self.chat, self.rid, self.created
+        status, code, usage = 200, None, Usage()
+        try:
+            yield sse(chunk(rid, created, chat.model, {"role": "assistant", "content": ""}))
+            kind, value = first
+            while True:
+                if kind == "piece":
+                    yield sse(chunk(rid, created, chat.model, {"content": value}))
+                else:
+                    usage = value or usage
+                    break
+                kind, value = await anext(events)
+            yield sse(chunk(rid, created, chat.model, finish_reason=usage.finish_reason, report=usage.report))
+            if chat.include_usage:
+                yield sse(chunk(rid, created, chat.model, usage=usage))
+            yield DONE
+        except Exception as exc:  # headers are sent: report in-band, as OpenAI does
+            err = as_api_error(exc)
+            status, code = err.status, err.code
+            yield sse(err.body())
+        except BaseException:  # the client went away (cancelled): stop the job, log, re-raise
+            status, code = 499, "client_closed"
+            raise
+        finally:
+            await events.aclose()
+            self.finish(status, code, usage if status == 200 else None)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"The request is larger than this server accepts ({limit / 2**20:.0f} MiB).",
+                    code="request_too_large")
 
 
 class HostCheck:

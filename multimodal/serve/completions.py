@@ -61,13 +61,15 @@ def chat_work(assistant, request: ChatRequest, limits, max_audio_s: float | None
         if request.temperature is not None:
             overrides["temperature"] = float(request.temperature)
         if request.stream:  # streamed pieces cannot be taken back: the report says whether they keep to the evidence
-            yield from assistant.stream(request.question, images=images, audios=audios, **overrides)
+            done = assistant.stream(request.question, images=images, audios=audios, **overrides)
+            yield from done
         else:
-            yield assistant.answer(request.question, images=images, audios=audios, guard=True, **overrides)
-        t = assistant.last_timings  # only this worker thread uses the assistant
+            done = assistant.respond(request.question, images=images, audios=audios, guard=True, **overrides)
+            yield done.answer.text
+        t = done.timings
         budget = request.max_tokens or assistant.config.max_new_tokens
         return Usage(t.prompt_tokens, t.new_tokens, "length" if t.new_tokens >= budget else "stop",
-                     report=evidence_report(assistant.last_answer))
+                     report=evidence_report(done.answer))
 
     return work
 

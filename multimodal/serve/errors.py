@@ -11,8 +11,16 @@ their message stays generic (third-party messages can quote file content).
 
 from __future__ import annotations
 
-from ..errors import (CorruptInputError, EmptyInputError, InputError, InputTooLargeError, MedAnyError,
-                      PromptError, PromptTooLongError, UnsupportedFormatError)
+from ..errors import (
+    CorruptInputError,
+    EmptyInputError,
+    InputError,
+    InputTooLargeError,
+    MedAnyError,
+    PromptError,
+    PromptTooLongError,
+    UnsupportedFormatError,
+)
 
 
 class ServeConfigError(MedAnyError, ValueError):

@@ -64,20 +64,22 @@ class ServeSettings:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    api_keys: tuple[str, ...] = ()
+    api_keys: tuple[str, ...] = field(default=(), metadata={"cli": "--api-key"})
     model_name: str = "medany"
-    max_request_bytes: int = 64 * MiB
+    max_request_bytes: int = field(default=64 * MiB, metadata={
+        "cli": "--max-request-mb", "unit": MiB, "help": "largest request body (JSON with base64 media), in MiB"})
     max_media_items: int = 8
     max_tokens: int = 1024
     queue_size: int = 16
-    request_timeout_s: float = 120.0
+    request_timeout_s: float = field(default=120.0, metadata={"cli": "--timeout"})
     max_messages: int = 64
     max_audio_s_per_request: float = 15 * 60.0
-    allowed_hosts: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = field(default=(), metadata={"cli": "--allowed-host"})
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
     allow_local_files: bool = False
-    allowed_dirs: tuple[str, ...] = field(default_factory=tuple)
+    allowed_dirs: tuple[str, ...] = field(default=(), metadata={
+        "cli": "--allow-local-files", "help": "accept file:// image URLs inside this folder; off by default"})
     audit_log: str | None = None
 
     def validate(self) -> "ServeSettings":

@@ -136,7 +136,8 @@ def make_dataset(out: str | Path, n_train: int, n_eval: int, seed: int = 0, *, p
         write_split(out / f"{name}.jsonl", recs)
     train_scans, held_scans = split_groups(usable_scans(), seed)
     manifest = {
-        "recipe": "image", "style": style, "seed": seed, **({"llm": llm, "backend": backend} if style == "assistant" else {}), "train": n_train, "eval": n_eval,
+        "recipe": "image", "style": style, "seed": seed,
+        **({"llm": llm, "backend": backend} if style == "assistant" else {}), "train": n_train, "eval": n_eval,
         "eval_groups": {g: sum(s.group == g for s in shots["eval"]) for g in GROUPS},
         "usable_dicoms": len(train_scans) + len(held_scans),
         "train_source_groups": sorted({s.group for s in train_scans}),

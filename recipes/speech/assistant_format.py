@@ -63,7 +63,8 @@ def convert(data: str | Path, assistant=None, *, progress: bool = False) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recipes.speech.assistant_format", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m recipes.speech.assistant_format",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("data", help="a folder written by python -m recipes.speech.make_data")
     args = parser.parse_args(argv)
     print(json.dumps(convert(args.data, progress=True), indent=2))

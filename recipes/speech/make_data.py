@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m recipes.speech.make_data OUT [--n-train N] [--n-eval M] [--seed S]``."""
     return generator_main(argv, prog="python -m recipes.speech.make_data",
                           description="Synthesize the speech recipe's train/eval data offline.",
-                          out_help="output folder (clips/, train.jsonl, eval.jsonl, manifest.json)", make_dataset=make_dataset, n_train=160, n_eval=16)
+                          out_help="output folder (clips/, train.jsonl, eval.jsonl, manifest.json)",
+                          make_dataset=make_dataset, n_train=160, n_eval=16)
 
 
 if __name__ == "__main__":

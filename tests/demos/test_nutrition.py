@@ -5,8 +5,16 @@ import math
 
 import pytest
 
-from demos.nutrition import (NUTRIENT_KEYS, TABLE_PATH, describe_for_prompt, load_table, lookup, meal_totals,
-                             portion_nutrients, summary_table)
+from demos.nutrition import (
+    NUTRIENT_KEYS,
+    TABLE_PATH,
+    describe_for_prompt,
+    load_table,
+    lookup,
+    meal_totals,
+    portion_nutrients,
+    summary_table,
+)
 from multimodal.errors import InputError
 
 

@@ -63,6 +63,8 @@ def test_the_demo_keeps_uploads_and_exports_private(client, demo_server, tmp_pat
     assert all(_mode(p) == 0o700 for p in (root / "sessions").rglob("*") if p.is_dir())
     assert set(Path(tempfile.gettempdir()).glob("medany-*")) == before  # no leaked sample or report folders
     # Malformed input Gradio cannot validate: a refusal, and what was sent never reaches the server's stderr.
-    with pytest.raises(Exception):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError):
         client.predict({"headers": ["Food"], "data": [{"Zyxwv Jane": [1]}]}, api_name="/dietitian_totals")
     assert "Zyxwv" not in capfd.readouterr().err

@@ -54,3 +54,19 @@ def test_family_builders_receive_the_model_name():
 def test_unknown_name_lists_the_alternatives():
     with pytest.raises(KeyError, match="tiny_vit"):
         create_encoder("no-such-encoder")
+
+
+def test_registering_a_name_twice_warns_and_protocols_describe_the_heads():
+    from encoders.base import Classifier, FramedAudio, Transcriber
+    from encoders.registry import _ALIASES, register_encoder
+
+    saved = dict(_ALIASES)
+    try:
+        with pytest.warns(UserWarning, match="registered twice"):
+            register_encoder("tiny_vit")(lambda **kw: None)
+    finally:
+        _ALIASES.clear()
+        _ALIASES.update(saved)
+    whisper, vit = create_encoder("tiny_whisper"), create_encoder("tiny_vit")
+    assert isinstance(whisper, Transcriber) and isinstance(whisper, FramedAudio)
+    assert not isinstance(vit, Classifier) and not isinstance(vit, Transcriber)

@@ -14,8 +14,8 @@ pytest.importorskip("whisper")
 from encoders.registry import create_encoder  # noqa: E402
 from encoders.whisper_encoder import WhisperEncoder, save_checkpoint, tiny_whisper_dims  # noqa: E402
 from multimodal.errors import CorruptInputError, EmptyInputError, InputError, ModelLoadError  # noqa: E402
-from multimodal.io.types import AudioClip  # noqa: E402
 from multimodal.evaluate import normalize_words, word_edits  # noqa: E402
+from multimodal.io.types import AudioClip  # noqa: E402
 
 REFERENCE = "The patient reports chest pain and shortness of breath for two days."
 

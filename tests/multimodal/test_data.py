@@ -6,7 +6,6 @@ import torch
 from multimodal.data import ConversationDataset, DatasetError, check_supervision, collate, load_samples
 from multimodal.errors import InputError
 from multimodal.template import IGNORE_INDEX, MEDIA_TOKEN_IDS
-
 from tests.multimodal.train_helpers import make_audio_set, make_image_set
 
 
@@ -144,10 +143,10 @@ def test_dataset_and_collate_pad_right_and_keep_media_order(tmp_path, tiny_llm):
         assert batch["attention_mask"][r].tolist() == [1] * n + [0] * (length - n)
         assert (batch["input_ids"][r, n:] == tok.pad_token_id).all()
         assert (batch["labels"][r, n:] == IGNORE_INDEX).all()
-    x, valid = batch["media_inputs"]["audio"]
+    x, valid = batch["media"]["audio"].x, batch["media"]["audio"].valid
     assert x.shape == (2, 80, 3000) and valid == [20, 35]  # 0.4 s and 0.7 s at 20 ms per token
     assert int((batch["input_ids"] == MEDIA_TOKEN_IDS["audio"]).sum()) == (20 + 3) // 4 + (35 + 3) // 4
-    img, img_valid = batch["media_inputs"]["image"]
+    img, img_valid = batch["media"]["image"].x, batch["media"]["image"].valid
     assert img.shape[0] == 1 and img_valid is None
     assert int((batch["input_ids"][0] == MEDIA_TOKEN_IDS["image"]).sum()) == (vit.num_tokens() + 3) // 4
     assert torch.equal(batch["index"] and torch.tensor(batch["index"]), torch.tensor([0, 4, 5]))

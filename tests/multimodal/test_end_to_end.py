@@ -25,7 +25,7 @@ def test_default_stack_answers_the_film_and_consult_from_its_evidence(samples):
     assert assistant.backend.name == "llama.cpp" and assistant.info["llm"].name == "embedded"
     film, clip = samples
     assert film.kind == "dicom" and film.meta["modality"] == "CR"
-    messages, media, _ = assistant.build_messages(Request("What next?", [film], [clip]))
+    messages, media = assistant.build_messages(Request("What next?", [film], [clip]))
     prompt = messages[-1]["content"]
     assert "DICOM modality CR (computed radiography, an X-ray), body part CHEST" in prompt
     # The shipped 1.5B scan projector is the default: the film's 49 tokens are spliced; audio goes by transcript.
@@ -45,10 +45,10 @@ def test_default_stack_answers_the_film_and_consult_from_its_evidence(samples):
 def test_small_stack_splices_the_shipped_scan_projector(samples):
     assistant = Assistant.load(StackConfig(llm="embedded-small"))
     film, clip = samples
-    messages, media, _ = assistant.build_messages(Request("What next?", [film], [clip]))
+    messages, media = assistant.build_messages(Request("What next?", [film], [clip]))
     prompt = messages[-1]["content"]
     # The shipped scan projector is the default here: the film's 49 tokens are spliced; audio goes by transcript.
-    assert set(media) == {"image"} and media["image"][0].shape == (1, 3, 224, 224)
+    assert set(media) == {"image"} and media["image"].x.shape == (1, 3, 224, 224)
     assert prompt.count("<image>") == 1 and "<audio>" not in prompt
     assert assistant.info["image"]["projector"]["sha256"].startswith("4669307f")
     answer = assistant.answer("What should the patient do next?", images=[film], audios=[clip])

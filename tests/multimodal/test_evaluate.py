@@ -40,8 +40,8 @@ def test_evaluate_decodes_each_held_out_medium_once(tmp_path):
     from multimodal.config import StackConfig
     from multimodal.data import load_samples
     from multimodal.evaluate import evaluate
+    from multimodal.media import media_loader
     from multimodal.pipeline import Assistant
-    from multimodal.train import media_loader
     from projectors import create_projector, save_projector
     from tests.multimodal.train_helpers import make_image_set
 

@@ -1,14 +1,21 @@
 """Evidence: the facts and numbers each prompt line states."""
 
-from multimodal.evidence import (classifier_evidence, dicom_evidence, durations_in, note_evidence, numbers_in,
-                                 transcript_evidence)
+from multimodal.evidence import (
+    classifier_evidence,
+    dicom_evidence,
+    durations_in,
+    note_evidence,
+    numbers_in,
+    transcript_evidence,
+)
 from multimodal.prompt import classifier_summary, dicom_summary
 
 
 def test_dicom_header_states_modality_body_part_and_view():
     meta = {"modality": "CR", "body_part": "CHEST", "view": "PA"}
     ev = dicom_evidence("Image 1", dicom_summary(meta), meta)
-    assert ev.facts == {"modality": ("CR",), "body_part": ("CHEST",), "view": ("PA",)} and ev.line.startswith("Image 1: DICOM")
+    assert ev.facts == {"modality": ("CR",), "body_part": ("CHEST",), "view": ("PA",)}
+    assert ev.line.startswith("Image 1: DICOM")
     assert dicom_evidence("Image 1", "DICOM", {"body_part": "Left knee"}).facts["body_part"] == ("KNEE",)
 
 

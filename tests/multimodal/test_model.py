@@ -4,6 +4,7 @@ import torch
 from encoders import create_encoder
 from multimodal.errors import PlaceholderMismatchError
 from multimodal.kernels import use_span_ids
+from multimodal.media import MediaBatch
 from multimodal.model import MedAnyModel, splice_media
 from multimodal.template import MEDIA_TOKEN_IDS, encode_conversation
 from projectors import create_projector
@@ -45,13 +46,13 @@ def test_image_tokens_attend_bidirectionally_text_stays_causal(tiny_llm):
     bidi = MedAnyModel(llm, tok, {"image": enc}, {"image": proj})
     n = enc.num_tokens()
     ids = _prompt(tok, "before <image> after", {"image": [n]}).input_ids[None]
-    media = {"image": (torch.randn(1, 3, 32, 32), None)}
+    media = MediaBatch.of(image=torch.randn(1, 3, 32, 32))
     span = bidi.span_ids(ids)
     assert span is not None and set(span.unique().tolist()) == {0, 1}
     with torch.no_grad():
-        logits_bidi = bidi(ids, media_inputs=media).logits
+        logits_bidi = bidi(ids, media=media).logits
         bidi.image_attention = "causal"  # same weights, spans switched off
-        logits_causal = bidi(ids, media_inputs=media).logits
+        logits_causal = bidi(ids, media=media).logits
     is_img = (ids[0] == MEDIA_TOKEN_IDS["image"]).nonzero().flatten()
     first, last = int(is_img[0]), int(is_img[-1])
     torch.testing.assert_close(logits_bidi[:, :first], logits_causal[:, :first], rtol=0, atol=0)
@@ -114,7 +115,7 @@ def test_gradients_reach_only_the_projector(model):
     n = model.encoders["image"].num_tokens()
     msgs = [{"role": "user", "content": "<image> what?"}, {"role": "assistant", "content": "a film"}]
     enc = encode_conversation(tok, msgs, {"image": [n]}, add_generation_prompt=False)
-    out = model(enc.input_ids[None], labels=enc.labels[None], media_inputs={"image": (torch.randn(1, 3, 32, 32), None)})
+    out = model(enc.input_ids[None], labels=enc.labels[None], media=MediaBatch.of(image=torch.randn(1, 3, 32, 32)))
     assert torch.isfinite(out.loss)
     out.loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.projectors.parameters())
@@ -144,7 +145,8 @@ def test_text_only_equals_bare_embedded_llm(embedded_llm):
     model = MedAnyModel(llm, tok)
     msgs = [{"role": "user", "content": "What does a chest X-ray show?"}]
     ids = encode_conversation(tok, msgs).input_ids[None]
-    ref_ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+    ref_ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt",
+                                      return_dict=True)["input_ids"]
     assert torch.equal(ids, ref_ids)
     ours = model.generate(ids, max_new_tokens=16, do_sample=False)
     bare = bare_llm.generate(ref_ids, attention_mask=torch.ones_like(ref_ids), max_new_tokens=16, do_sample=False)
@@ -165,9 +167,9 @@ def test_loss_on_supervised_positions_equals_the_llm_loss(model):
                        for r in rows])  # [B, L], right-padded
     labels = torch.stack([torch.nn.functional.pad(r.labels, (0, width - len(r.labels)), value=-100) for r in rows])
     mask = (torch.arange(width)[None] < torch.tensor([[len(r.input_ids)] for r in rows])).long()
-    media = {"image": (torch.randn(2, 3, 32, 32), None)}
+    media = MediaBatch.of(image=torch.randn(2, 3, 32, 32))
 
-    out = model(ids, attention_mask=mask, labels=labels, media_inputs=media)
+    out = model(ids, attention_mask=mask, labels=labels, media=media)
     out.loss.backward()
     ours = [p.grad for p in model.projectors.parameters()]
     model.projectors.zero_grad(set_to_none=True)

@@ -1,7 +1,14 @@
 """The prompt layout shared by the pipeline and the assistant-format recipes."""
 
-from multimodal.prompt import (NO_DESCRIPTION, SYSTEM_PROMPT, chat_messages, classifier_summary, dicom_summary,
-                               media_line, user_turn)
+from multimodal.prompt import (
+    NO_DESCRIPTION,
+    SYSTEM_PROMPT,
+    chat_messages,
+    classifier_summary,
+    dicom_summary,
+    media_line,
+    user_turn,
+)
 
 
 def test_dicom_summary_names_recorded_fields_in_order():

@@ -33,7 +33,8 @@ def test_builds_media_llm_and_backend_with_the_width_check(tmp_path):
 
 
 def test_fresh_projectors_are_seeded_and_a_feature_cache_gets_identity_encoders():
-    spec = StackSpec("tiny-random", {"audio": MediaSpec("tiny_whisper", fresh="concat4", seed=3)}, backend="transformers")
+    spec = StackSpec("tiny-random", {"audio": MediaSpec("tiny_whisper", fresh="concat4", seed=3)},
+                     backend="transformers")
     a, b = build_stack(spec), build_stack(spec, feature_cache=True)
     for p, q in zip(a.model.projectors["audio"].parameters(), b.model.projectors["audio"].parameters()):
         assert torch.equal(p, q)

@@ -13,7 +13,6 @@ from safetensors.torch import load_file
 from multimodal.errors import InputError
 from multimodal.train import main, train
 from multimodal.train_config import TrainConfig
-
 from tests.multimodal.train_helpers import make_image_set, read_metrics, write_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -171,7 +170,8 @@ def test_refuses_to_train_when_no_token_is_supervised(tmp_path, monkeypatch, cap
 
     def broken_template(name, **kw):
         model, tok, info = real(name, **kw)
-        tok.chat_template = "{% for m in messages %}{% if m['role'] != 'assistant' %}{{ m['content'] }}{% endif %}{% endfor %}"
+        tok.chat_template = ("{% for m in messages %}{% if m['role'] != 'assistant' %}{{ m['content'] }}"
+                             "{% endif %}{% endfor %}")
         return model, tok, info
 
     monkeypatch.setattr(backbone, "load_llm", broken_template)

@@ -6,7 +6,8 @@ from multimodal.errors import ModelLoadError
 from projectors import create_projector, load_projector, save_projector
 
 
-@pytest.mark.parametrize("name,kwargs", [("mlp2x_gelu", {}), ("resampler", {"num_queries": 3, "heads": 2}), ("concat4", {})])
+@pytest.mark.parametrize("name,kwargs", [("mlp2x_gelu", {}), ("resampler", {"num_queries": 3, "heads": 2}),
+                                         ("concat4", {})])
 def test_round_trip_is_exact(tmp_path, name, kwargs):
     proj = create_projector(name, 6, 8, **kwargs)
     save_projector(proj, tmp_path, encoder="tiny_vit", llm="tiny-random", data="unit test")

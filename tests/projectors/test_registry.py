@@ -56,3 +56,36 @@ def test_unknown_name_lists_known():
     with pytest.raises(KeyError, match="mlp"):
         create_projector("mlp_relu", 4, 4)
     assert "resampler" in list_projectors()
+
+
+def test_the_registry_is_the_list_and_every_listed_name_builds():
+    from projectors.base import Projector
+
+    names = list_projectors()
+    assert {"linear", "mlp{depth}x_gelu", "resampler", "concat{k}", "conv{k}"} <= set(names)
+    for name in names:
+        proj = create_projector(name.replace("{depth}", "2").replace("{k}", "2"), 8, 16)
+        assert isinstance(proj, Projector) and (proj.in_dim, proj.out_dim) == (8, 16)
+
+
+def test_keyword_arguments_are_forwarded_or_refused_never_dropped():
+    """Issue 14: four of five builders silently dropped their kwargs while projector.json recorded them."""
+    proj = create_projector("resampler", 8, 16, num_queries=3)
+    assert proj.num_output_tokens(50) == 3 and proj.config()["kwargs"] == {"num_queries": 3}
+    with pytest.raises(TypeError, match="takes no num_queries"):
+        create_projector("mlp2x_gelu", 8, 16, num_queries=3)
+    with pytest.raises(TypeError, match="heads"):
+        create_projector("resampler", 8, 16, head=2)
+
+
+def test_registering_a_pattern_twice_warns():
+    from projectors.linear import MLPProjector
+    from projectors.registry import _REGISTRY, register_projector
+
+    saved = dict(_REGISTRY)
+    try:
+        with pytest.warns(UserWarning, match="registered twice"):
+            register_projector(r"linear")(lambda i, o: MLPProjector(i, o, depth=1))
+    finally:
+        _REGISTRY.clear()
+        _REGISTRY.update(saved)

@@ -216,7 +216,7 @@ def test_assistant_format_uses_the_pipeline_prompt_and_distills_open_answers(tmp
 
     line = assistant.describe_image(load_image(tmp_path / photo["image"]))
     assert photo["conversations"][1]["value"].startswith(f"Image 1: {line}\n")
-    messages, _, _ = assistant.build_messages(Request("q", [load_image(tmp_path / photo["image"])]))
+    messages, _ = assistant.build_messages(Request("q", [load_image(tmp_path / photo["image"])]))
     assert messages[1]["content"].startswith(f"Image 1: {line}\n")
 
     # The records train and evaluate like any other data (2 steps on the tiny models).

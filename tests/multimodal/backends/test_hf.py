@@ -7,6 +7,7 @@ import torch
 from encoders import create_encoder
 from multimodal.backends import GenerationSettings, text_pieces
 from multimodal.backends.hf import TransformersBackend
+from multimodal.media import MediaBatch
 from multimodal.model import MedAnyModel
 from multimodal.template import encode_conversation
 from projectors import create_projector
@@ -26,10 +27,10 @@ def test_streamed_ids_equal_generate_with_media(tiny_llm):
     n = model.token_counts("image", [create_encoder("tiny_vit").num_tokens()])
     msgs = [{"role": "user", "content": "<image>\nwhat is it?"}]
     ids = encode_conversation(tok, msgs, {"image": n}).input_ids
-    media = model.encode_all({"image": (x, None)})
+    media = model.encode_all(MediaBatch.of(image=x))
     settings = GenerationSettings(max_new_tokens=7, repetition_penalty=1.2)
     got = list(backend.generate_ids(ids, media, settings))
-    ref = model.generate(ids[None], media_inputs={"image": (x, None)}, eos_token_id=sorted(backend.stop_ids),
+    ref = model.generate(ids[None], media=MediaBatch.of(image=x), eos_token_id=sorted(backend.stop_ids),
                          **settings.hf_kwargs())[0].tolist()
     assert got == [t for t in ref if t not in backend.stop_ids]
     assert "".join(text_pieces(tok, got)) == tok.decode(got, skip_special_tokens=True)

@@ -49,8 +49,8 @@ def _prompts(hf):
 
     film = load_image("sample:RG1_UNCR.dcm")
     for question, images in (("What causes a dry cough?", []), ("What does this study show?", [film])):
-        messages, media_inputs, counts = hf.build_messages(Request(question, images))
-        yield encode_conversation(hf.tokenizer, messages, counts).input_ids, hf.model.encode_all(media_inputs)
+        messages, media = hf.build_messages(Request(question, images))
+        yield encode_conversation(hf.tokenizer, messages, media.token_counts).input_ids, hf.model.encode_all(media)
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from multimodal.backbone import load_llm
 from multimodal.cli import main
 from multimodal.errors import ExportError
 from multimodal.export import export_llava_hf
+from multimodal.media import MediaBatch
 from multimodal.model import MedAnyModel
 from multimodal.template import MEDIA_TOKEN_IDS, encode_conversation
 from projectors import create_projector, load_projector, save_projector
@@ -77,7 +78,7 @@ def test_exported_logits_match_medany_causal(stack):
     prompt = encode_conversation(tok, MESSAGES, {"image": [n]})
     ids = prompt.input_ids[None]  # [1, L]
     with torch.no_grad():
-        want = ours(ids, media_inputs={"image": (pixels, None)}).logits  # [1, L, V]
+        want = ours(ids, media=MediaBatch.of(image=pixels)).logits  # [1, L, V]
         hf_ids = ids.masked_fill(ids == MEDIA_TOKEN_IDS["image"], hf.config.image_token_index)
         got = hf(input_ids=hf_ids, pixel_values=pixels).logits  # [1, L, V + 1]
     assert got.shape[-1] == want.shape[-1] + 1  # the added <image> token

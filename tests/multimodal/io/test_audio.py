@@ -6,14 +6,13 @@ import io
 import struct
 import warnings
 
-import av
 import numpy as np
 import pytest
-from tests.multimodal.io.io_helpers import assert_fails_fast, encode
 
 from multimodal.errors import CorruptInputError, EmptyInputError, InputTooLargeError, UnsupportedFormatError
 from multimodal.io import SAMPLE_RATE, InputLimits, load_audio, load_media
 from multimodal.io.audio import SilentAudioWarning
+from tests.multimodal.io.io_helpers import assert_fails_fast, encode
 
 # (container, codec, input rate)
 FORMATS = [("wav", "pcm_s16le", 44100), ("wav", "pcm_f32le", 22050), ("flac", "flac", 48000),

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from tests.multimodal.io.io_helpers import sample_bytes
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 
-from multimodal.io.deid_table import load_table
 from multimodal.io.deid import BurnedInAnnotationWarning, UidMapper, deidentify, deidentify_bytes, main
+from multimodal.io.deid_table import load_table
+from tests.multimodal.io.io_helpers import sample_bytes
 
 MARK = "ZQXJ7731"  # a synthetic name / ID, planted everywhere
 DATE, TIME, UID_MARK = "19770707", "071707", "1.2.826.0.1.77317731"

@@ -10,10 +10,10 @@ import pydicom
 import pytest
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
-from tests.multimodal.io.io_helpers import sample_bytes
 
 from multimodal.io.deid import UidMapper, deidentify_bytes
 from multimodal.io.deid_table import TABLE_FILE, load_table, rows_from_module
+from tests.multimodal.io.io_helpers import sample_bytes
 
 CANARY = "QZCANARY"
 HARMLESS = "QZHARMLESS"

@@ -7,12 +7,12 @@ import io
 import numpy as np
 import pydicom
 import pytest
-from tests.multimodal.io.io_helpers import sample_bytes
 
 from multimodal.errors import InputError
 from multimodal.io import load_image
 from multimodal.io.dicom import decode_frame, parse_dicom, read_dicom, validate_pixels
 from multimodal.io.dicom_meta import META_KEYS, age_band, band
+from tests.multimodal.io.io_helpers import sample_bytes
 
 # (compressed copy, uncompressed reference): lossless codecs must give identical stored values.
 LOSSLESS_PAIRS = [

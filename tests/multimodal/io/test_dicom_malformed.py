@@ -6,12 +6,12 @@ import io
 
 import pydicom
 import pytest
-from tests.multimodal.io.io_helpers import assert_fails_fast, sample_bytes
 from pydicom import config
 
 from multimodal.errors import CorruptInputError, EmptyInputError, InputError, InputTooLargeError, UnsupportedFormatError
 from multimodal.io import InputLimits, load_image
 from multimodal.io.dicom import DicomError, UnsupportedTransferSyntaxError
+from tests.multimodal.io.io_helpers import assert_fails_fast, sample_bytes
 
 MR = "MR_small.dcm"  # 64x64 16-bit, 9.8 kB: cheap to mutate
 J2K = "MR_small_jp2klossless.dcm"

@@ -6,10 +6,10 @@ import io
 
 import pydicom
 import pytest
-from tests.multimodal.io.io_helpers import sample_bytes
 
 from multimodal.io import load_image
 from multimodal.io.dicom_terms import BODY_PARTS, MODALITIES, VIEWS, defined
+from tests.multimodal.io.io_helpers import sample_bytes
 
 
 def _with(**fields) -> bytes:

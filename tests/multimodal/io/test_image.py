@@ -8,12 +8,12 @@ import zlib
 
 import numpy as np
 import pytest
-from tests.multimodal.io.io_helpers import assert_fails_fast
 from PIL import Image
 
 from multimodal.errors import CorruptInputError, EmptyInputError, InputError, InputTooLargeError, UnsupportedFormatError
 from multimodal.io import InputLimits, load_image, load_media
 from multimodal.io.image import array_to_pixels
+from tests.multimodal.io.io_helpers import assert_fails_fast
 
 
 def _encode(img: Image.Image, fmt: str, **kw) -> bytes:

@@ -6,11 +6,11 @@ import io
 
 import numpy as np
 import pytest
-from tests.multimodal.io.io_helpers import sample_bytes
 
 from multimodal.errors import InputError, InputTooLargeError, UnsupportedFormatError
 from multimodal.io import AudioClip, InputLimits, MedicalImage, load_audio, load_image, load_media
 from multimodal.io.limits import DEFAULT_LIMITS
+from tests.multimodal.io.io_helpers import sample_bytes
 
 
 def test_default_limits_are_sane():

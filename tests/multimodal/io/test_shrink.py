@@ -6,7 +6,8 @@ import pytest
 from multimodal.io import shrink
 
 
-@pytest.mark.parametrize("h,w,budget,expect", [(100, 100, 10_000, 1), (100, 100, 9_999, 2), (10_000, 10_000, 2048**2, 5),
+@pytest.mark.parametrize("h,w,budget,expect", [(100, 100, 10_000, 1), (100, 100, 9_999, 2),
+                                               (10_000, 10_000, 2048**2, 5),
                                                (7, 3, 1, 7), (3001, 4001, 2048**2, 2)])
 def test_factor_is_the_smallest_that_fits(h, w, budget, expect):
     f = shrink.factor(h, w, budget)

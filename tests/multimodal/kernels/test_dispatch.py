@@ -8,7 +8,13 @@ import sys
 import pytest
 import torch
 
-from multimodal.kernels.dispatch import attention, select_backend
+from multimodal.kernels.dispatch import (
+    attention,
+    attention_backend,
+    forced_attention_backend,
+    select_backend,
+    set_attention_backend,
+)
 from multimodal.kernels.reference import reference_attention
 
 
@@ -54,25 +60,35 @@ def test_sdpa_cross_attention_decoding_and_packed():
                                reference_attention(qp, k, v, mask_kind="causal"))
 
 
-def test_backend_selection_and_override(monkeypatch):
-    monkeypatch.delenv("MEDANY_ATTENTION", raising=False)
-    assert select_backend(torch.device("cpu")) == "sdpa"
-    assert select_backend(torch.device("cuda")) == "triton"
-    monkeypatch.setenv("MEDANY_ATTENTION", "reference")
-    assert select_backend(torch.device("cuda")) == "reference"
-    q = rand(1, 2, 6, 8, seed=8)
-    torch.testing.assert_close(attention(q, q, q, mask_kind="causal"), reference_attention(q, q, q, mask_kind="causal"))
-    monkeypatch.setenv("MEDANY_ATTENTION", "cuda-magic")
-    with pytest.raises(ValueError, match="MEDANY_ATTENTION"):
-        attention(q, q, q, mask_kind="causal")
+def test_backend_selection_and_override():
+    with forced_attention_backend(None):
+        assert select_backend(torch.device("cpu")) == "sdpa"
+        assert select_backend(torch.device("cuda")) == "triton"
+    with forced_attention_backend("reference"):
+        assert select_backend(torch.device("cuda")) == "reference" and attention_backend() == "reference"
+        q = rand(1, 2, 6, 8, seed=8)
+        torch.testing.assert_close(attention(q, q, q, mask_kind="causal"),
+                                   reference_attention(q, q, q, mask_kind="causal"))
+    with pytest.raises(ValueError, match="attention backend"):
+        set_attention_backend("cuda-magic")
 
 
-def test_env_triton_runs_the_kernel_on_cpu(monkeypatch):
+def test_the_environment_sets_the_backend_once_at_import():
+    code = ("import torch\nfrom multimodal.kernels import select_backend\n"
+            "assert select_backend(torch.device('cpu')) == 'reference'\n")
+    env = {**__import__("os").environ, "MEDANY_ATTENTION": "reference"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+    bad = subprocess.run([sys.executable, "-c", "import multimodal.kernels"], capture_output=True, text=True,
+                         env={**env, "MEDANY_ATTENTION": "cuda-magic"}, timeout=120)
+    assert bad.returncode != 0 and "MEDANY_ATTENTION" in bad.stderr
+
+
+def test_forced_triton_runs_the_kernel_on_cpu():
     pytest.importorskip("triton")
-    monkeypatch.setenv("MEDANY_ATTENTION", "triton")
     q, k, v = rand(1, 2, 20, 16, seed=9), rand(1, 1, 20, 16, seed=10), rand(1, 1, 20, 16, seed=11)
     span = torch.tensor([[0] * 4 + [1] * 10 + [0] * 6])
-    out = attention(q, k, v, mask_kind="causal_spans", span_ids=span)
+    with forced_attention_backend("triton"):
+        out = attention(q, k, v, mask_kind="causal_spans", span_ids=span)
     torch.testing.assert_close(out, reference_attention(q, k, v, mask_kind="causal_spans", span_ids=span))
 
 

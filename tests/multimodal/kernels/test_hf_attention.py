@@ -8,6 +8,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+from multimodal.kernels.dispatch import forced_attention_backend  # noqa: E402
 from multimodal.kernels.hf_attention import align_span_ids, register_hf_attention, use_span_ids  # noqa: E402
 from multimodal.kernels.masks import dense_mask  # noqa: E402
 
@@ -46,7 +47,7 @@ def test_without_spans_equals_sdpa(llama):
     torch.testing.assert_close(a[1], b[1])
 
 
-def test_image_span_is_bidirectional_text_before_is_unchanged(llama, monkeypatch):
+def test_image_span_is_bidirectional_text_before_is_unchanged(llama):
     model, name, ids, span = llama
     causal = logits(model, "sdpa", ids)
     spans = logits(model, name, ids, span_ids=span)
@@ -56,16 +57,16 @@ def test_image_span_is_bidirectional_text_before_is_unchanged(llama, monkeypatch
     # the specification: sdpa with the dense causal_spans mask handed in as a custom 4D mask
     mask = dense_mask("causal_spans", span, span, L, L)
     torch.testing.assert_close(spans, logits(model, "sdpa", ids, attention_mask=mask))
-    monkeypatch.setenv("MEDANY_ATTENTION", "reference")
-    torch.testing.assert_close(spans, logits(model, name, ids, span_ids=span))
+    with forced_attention_backend("reference"):
+        torch.testing.assert_close(spans, logits(model, name, ids, span_ids=span))
 
 
-def test_triton_kernel_path_gives_the_same_logits(llama, monkeypatch):
+def test_triton_kernel_path_gives_the_same_logits(llama):
     pytest.importorskip("triton")
     model, name, ids, span = llama
     want = logits(model, name, ids, span_ids=span)
-    monkeypatch.setenv("MEDANY_ATTENTION", "triton")  # interpreter on CPU, as CUDA would run it
-    torch.testing.assert_close(logits(model, name, ids, span_ids=span), want, atol=1e-5, rtol=1e-5)
+    with forced_attention_backend("triton"):  # interpreter on CPU, as CUDA would run it
+        torch.testing.assert_close(logits(model, name, ids, span_ids=span), want, atol=1e-5, rtol=1e-5)
 
 
 def test_generate_with_kv_cache_matches_full_recompute(llama):

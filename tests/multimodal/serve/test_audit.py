@@ -63,18 +63,20 @@ def test_request_media_bytes_are_dropped_before_the_answer_is_generated(live, se
     import multimodal.serve.app as app_module
 
     chats, seen = [], []
-    real, real_answer = app_module.chat_work, serve_assistant.answer
+    real = app_module.chat_work
 
     def recording_chat_work(assistant, chat, *args):
         chats.append(chat)
         return real(assistant, chat, *args)
 
-    def answer(question, images=(), audios=(), **kw):  # the worker has decoded the media by now
+    real_respond = serve_assistant.respond
+
+    def respond(question, images=(), audios=(), **kw):  # the worker has decoded the media by now
         seen.append((list(chats[-1].media), len(images)))
-        return real_answer(question, images, audios, **kw)
+        return real_respond(question, images, audios, **kw)
 
     monkeypatch.setattr(app_module, "chat_work", recording_chat_work)
-    monkeypatch.setattr(serve_assistant, "answer", answer)
+    monkeypatch.setattr(serve_assistant, "respond", respond)
     data = h.png_bytes()
     with httpx.Client(base_url=live.url, timeout=30) as client:
         r = client.post("/v1/chat/completions", json=h.chat_body([{"type": "text", "text": "what?"},

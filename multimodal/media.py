@@ -86,7 +86,7 @@ def prepare_media(model, encoders: Mapping[str, object], media: Mapping[str, Seq
             x = torch.stack([enc.preprocess(im.pixels) for im in items])  # [n, 3, S, S]
             n = enc.num_tokens()
             if n is None:
-                raise ValueError(f"The image encoder {getattr(enc, 'name', '')!r} does not say how many tokens it "
+                raise ValueError(f"The image encoder {enc.name!r} does not say how many tokens it "
                                  "emits (num_tokens()); an image encoder must.")
             valid, n_enc = None, [n] * len(items)
         else:

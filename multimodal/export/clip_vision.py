@@ -57,9 +57,12 @@ def _eps(visual: nn.Module) -> float:
 def check_open_clip_vit(encoder) -> None:
     """Raise :class:`ExportError` unless ``encoder`` is an open_clip ViT that CLIPVisionModel reproduces."""
     open_clip = require("open_clip", "all")
-    name = getattr(encoder, "name", "") or type(encoder).__name__
-    visual = getattr(encoder, "visual", None)
-    if getattr(encoder, "kind", None) != "vit" or not isinstance(visual, open_clip.transformer.VisionTransformer):
+    from encoders.open_clip_encoder import OpenClipEncoder
+
+    name = encoder.name or type(encoder).__name__
+    visual = encoder.visual if isinstance(encoder, OpenClipEncoder) else None
+    if not isinstance(encoder, OpenClipEncoder) or encoder.kind != "vit" or \
+            not isinstance(visual, open_clip.transformer.VisionTransformer):
         raise ExportError(
             f"Encoder {name!r} is not an open_clip VisionTransformer; llava-hf export needs a CLIP-style ViT "
             "(class token + learned positions + pre-norm blocks) whose weights map onto transformers' CLIPVisionModel."

@@ -66,8 +66,8 @@ def check_exportable(encoder, projector) -> None:
     """Raise :class:`ExportError` naming why ``encoder`` + ``projector`` cannot become a llava-hf checkpoint."""
     if projector is None:
         raise ExportError("llava-hf export needs a trained image projector (--image-projector DIR).")
-    if getattr(encoder, "modality", "image") != "image":
-        raise ExportError(f"Encoder {getattr(encoder, 'name', '')!r} is not an image encoder; "
+    if encoder.modality != "image":
+        raise ExportError(f"Encoder {encoder.name!r} is not an image encoder; "
                           "LLaVA exports images only.")
     check_open_clip_vit(encoder)
     check_projector(projector)
@@ -171,7 +171,7 @@ def export_llava_hf(out_dir: str | Path, encoder, projector, llm, tokenizer, *, 
     llava.save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)
     info = {"format": FORMAT, "image_token": IMAGE_TOKEN, "image_token_id": llava.config.image_token_index,
-            "image_attention": "causal", "encoder": getattr(encoder, "name", ""),
+            "image_attention": "causal", "encoder": encoder.name,
             "projector": projector.registry_name, **(meta or {})}
     (out / "medany_export.json").write_text(json.dumps(info, indent=2, sort_keys=True))
     return out

@@ -158,8 +158,12 @@ def test_dietitian_sample_photo_to_nutrients_and_advice(page, tmp_path):
         dropdown.fill("lemon")
         page.get_by_role("option", name="lemon", exact=True).click()
         page.locator("#dietitian-add").click()
-    page.wait_for_function("document.querySelector('#dietitian-nutrients').innerText.includes('Total')",
-                           timeout=60_000)
+    try:
+        page.wait_for_function("document.querySelector('#dietitian-nutrients').innerText.includes('Total')",
+                               timeout=60_000)
+    except Exception as exc:  # say what the page showed instead
+        raise AssertionError(f"no totals; status {page.locator('#dietitian-status').inner_text()!r}, "
+                             f"portions {page.locator('#dietitian-portions').inner_text()[:200]!r}") from exc
     assert "lemon" in page.locator("#dietitian-nutrients").inner_text()
     page.locator("#dietitian-advise").click()
     page.wait_for_function("(() => { const t = document.querySelector('#dietitian-advice').innerText.trim();"

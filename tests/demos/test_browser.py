@@ -145,6 +145,24 @@ def test_consult_sample_clip_is_transcribed_in_page(page, tmp_path):
     page.get_by_role("tab", name="Clinician").click()  # leave the page as the other tests expect it
 
 
+def add_food_by_hand(page, food: str) -> None:
+    """Pick ``food`` in the dropdown and press Add once the page holds it as the value.
+
+    Clicking Add before the dropdown has committed the option sends an empty
+    pick (the app then says "Pick a food to add"): wait for the committed value.
+    """
+    dropdown = page.locator("#dietitian-pick input")
+    dropdown.click()
+    dropdown.fill(food)
+    page.get_by_role("option", name=food, exact=True).click()
+    page.wait_for_function(f"document.querySelector('#dietitian-pick input').value === {food!r}")
+    page.locator("#dietitian-pick input").blur()
+    page.wait_for_timeout(300)  # let the dropdown's change event reach the server state
+    page.locator("#dietitian-add").click()
+    page.wait_for_function(f"document.querySelector('#dietitian-portions').innerText.includes({food!r})",
+                           timeout=30_000)
+
+
 def test_dietitian_sample_photo_to_nutrients_and_advice(page, tmp_path):
     page.reload()
     page.wait_for_selector("#clinician-files")
@@ -154,10 +172,7 @@ def test_dietitian_sample_photo_to_nutrients_and_advice(page, tmp_path):
     page.wait_for_function("document.querySelector('#dietitian-status').innerText.trim().length > 0",
                            timeout=120_000)
     if "Add the foods by hand" in page.locator("#dietitian-status").inner_text():  # tiny stack: no ImageNet head
-        dropdown = page.locator("#dietitian-pick input")
-        dropdown.fill("lemon")
-        page.get_by_role("option", name="lemon", exact=True).click()
-        page.locator("#dietitian-add").click()
+        add_food_by_hand(page, "lemon")
     try:
         page.wait_for_function("document.querySelector('#dietitian-nutrients').innerText.includes('Total')",
                                timeout=60_000)

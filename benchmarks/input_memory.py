@@ -153,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", type=Path, help="another checkout to measure side by side (e.g. the old code)")
     args = parser.parse_args(argv)
     inputs = make_inputs(args.workdir)
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?") \
-        if os.path.exists("/proc/cpuinfo") else "?"
-    print(f"Machine: {os.cpu_count()} cores ({cpu}); one fresh process per input; RSS in MB.\n")
+    from multimodal.machine import machine
+
+    print(f"Machine: {machine()}; one fresh process per input; RSS in MB.\n")
     print("| input | file | code | decoded to | held (MB) | process before (MB) | peak (MB) | peak - before (MB) | s |")
     print("|---|---|---|---|---|---|---|---|---|")
     codes = [("this", None)] + ([(args.compare.name, args.compare)] if args.compare else [])

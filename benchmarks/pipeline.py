@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -125,18 +124,6 @@ def _rss_now_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = f.read()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
-    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
-    shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile") if f in flags]
-    return f"{name}; {', '.join(shown) or 'no AVX2'}"
-
-
 def _run_phase(args: list[str], env: dict | None = None) -> dict:
     proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})})
@@ -187,7 +174,9 @@ def main(argv=None) -> int:
                 ratios.append((llm, ours["tok_s"] / raw["tok_s"] if raw["tok_s"] else 0.0,
                                raw["ttft_s"] / ours["ttft_s"] if ours["ttft_s"] else 0.0))
 
-    print(f"Machine: {os.cpu_count()} CPU cores ({_cpu()}), no GPU; llama.cpp built with AVX2/FMA/F16C, "
+    from multimodal.machine import cpu
+
+    print(f"Machine: {os.cpu_count()} CPU cores ({cpu()}), no GPU; llama.cpp built with AVX2/FMA/F16C, "
           f"AVX-512 off; transformers in fp32; {args.max_new_tokens} new tokens max, greedy; median of "
           f"{args.repeats} answers per prompt\n")
     print("| LLM | backend | phase | load / preprocessing | time to first token | decode tokens/s | peak RSS (MB) |")

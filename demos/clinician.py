@@ -232,7 +232,8 @@ class ClinicianWorkspace:
             raise user_error("There is no conversation to export yet.", "Nothing to export")
         try:
             report = Report(workspace="clinician", turns=history_to_turns(history),
-                            images=[entry["meta"] for entry in study or []], models=model_names(self.assistant))
+                            images=[entry["meta"] for entry in study or []],
+                            models=model_names(self.assistant)).cite(self.assistant.knowledge)
             paths = report.export(self.private, session)
         except Exception as exc:  # never a traceback that could quote the conversation
             raise_ui_error("clinician.export", exc)

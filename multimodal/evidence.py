@@ -114,5 +114,40 @@ def note_evidence(label: str, text: str, source: str = "note") -> Evidence:
     return Evidence(source, label, text, facts, numbers=numbers_in(text) + _duration_numbers(facts))
 
 
+def tool_evidence(name: str, content: str) -> Evidence:
+    """What a tool returned (an OpenAI ``role: tool`` message, an agent's step), as the LLM reads it: the
+    facts it states, its numbers, and the knowledge-base rows it cites (``[ICD-10 G44.209]`` or
+    ``"citation": "ICD-10 G44.209"``), which an answer may then cite."""
+    from .grounding import citations_in
+
+    e = note_evidence(f"Tool {name}", content, source="tool")
+    quoted = re.findall(r'"citation":\s*"([^"]{1,60})"', content)
+    cited = tuple(dict.fromkeys(citations_in(content) + citations_in(" ".join(f"[{c}]" for c in quoted))))
+    codes = tuple(c.rsplit(" ", 1)[-1] for c in cited)
+    return Evidence("tool", e.label, e.text, {**e.facts, "citation": cited, "code": codes}, numbers=e.numbers)
+
+
 def _duration_numbers(facts: Mapping[str, tuple[str, ...]]) -> tuple[float, ...]:
     return tuple(float(d.split()[0]) for d in facts.get("duration", ()))
+
+
+def knowledge_evidence(hit) -> Evidence:
+    """One knowledge-base row (:class:`multimodal.knowledge.Hit`): its line, its citation, its numbers.
+
+    A row states no patient fact: its names never make a claim about what an
+    attachment shows or the patient said pass the grounding check; only its
+    citation and its numbers (a food's nutrients per 100 g) may be quoted.
+    """
+    text = hit.line()
+    return Evidence("knowledge", "Knowledge", text, {"citation": (hit.citation,), "code": (hit.code,)},
+                    numbers=numbers_in(hit.detail))
+
+
+_KIND_NAMES = {"diagnosis": "ICD-10-CM codes", "phenotype": "HPO phenotypes", "drug": "drugs", "food": "foods"}
+
+
+def knowledge_absent(kinds) -> Evidence:
+    """The knowledge base's "no match" for a lookup the question asks for: the answer must not supply one."""
+    searched = ", ".join(_KIND_NAMES.get(k, k) for k in sorted(kinds))
+    return Evidence("knowledge", "Knowledge", f"no match: no row of MedAny's knowledge base ({searched}) answers "
+                    "this question; say so and write no code or id")

@@ -17,6 +17,11 @@ Three rules, each conservative enough to run on every answer:
    evidence never states one, and "no fracture" is as much a claim as "a fracture".
 3. **Durations are the patient's.** A duration in such a claim sentence must be
    one the transcript gives.
+4. **Citations are the knowledge base's rows.** A citation of a known source,
+   bracketed or not (``[ICD-10 G44.209]``, ``HPO:0002315``, ``HP:0002315``,
+   ``DrugBank DB00788``, ``ICD-10-CM R51.9`` ...), and a bare ICD-10-CM code with its
+   dot (``J95.2``) or DrugBank id (``DB01234``), must be one the evidence gives (a
+   row's citation, or an id its text states): a code the LLM made up is a contradiction.
 
 An answer that breaks a rule gets a :class:`Grounding` with one :class:`Issue`
 per break; the pipeline regenerates it once with :meth:`Grounding.correction`
@@ -52,6 +57,14 @@ _CLAIM = re.compile(
 _CONDITIONAL = re.compile(r"^\s*(?:if|when|should|unless)\b|\b(?:if|unless)\b[^,]*$", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(?:not|no|never|nor|neither|without|rather than|instead of|unlikely|rule out|ruled out|"
                        r"isn't|aren't|wasn't|doesn't|don't|didn't)\b(?:\W+\w+){0,3}\W*$", re.IGNORECASE)
+_CITATION = re.compile(r"\[((?:ICD-10|HPO|OMIM|ORPHA|DECIPHER|DrugBank|MedlinePlus|MeSH|USDA FDC|IFCT)"
+                       r"[: ][^\]]{1,40})\]")
+# The same ids written without brackets ("ICD-10 R32.48", "HP:0002315"): the code has a digit among its first three.
+_CODE_MENTION = re.compile(r"(?<![\w\[])(ICD-10-CM|ICD-10|HPO|HP|OMIM|ORPHA|DECIPHER|DrugBank|MedlinePlus|MeSH|"
+                           r"USDA FDC|IFCT)(?::\s?| )([A-Za-z]{0,2}\d(?:[\w.]*\w)?)")
+# Codes written bare ("the ICD-10 code J95.2", "DB01234"): an ICD-10-CM code with its dot, or a DrugBank id.
+_BARE_CODE = re.compile(r"(?<![\w.\-/])(?:([A-TV-Z]\d[0-9A-Z]\.[0-9A-Z]{1,4})|(DB\d{5}))(?![\w.]\w|\w)")
+_COLON_SOURCES = {"HPO", "OMIM", "ORPHA", "DECIPHER"}
 CHECKED = ("modality", "body_part", "view", "food", "symptom", "medicine")
 IMAGE_SOURCES = ("dicom", "classifier", "attachment")
 
@@ -108,6 +121,7 @@ def check(answer: str, evidence: Sequence[Evidence]) -> Grounding:
     facts = {c: {n for e in evidence for n in e.facts.get(c, ())} for c in (*CHECKED, "duration")}
     weaker = {c: {n for e in evidence for n in e.alternatives.get(c, ())} for c in CHECKED}
     table = terms.categories()
+    citations = {c for e in evidence for c in e.facts.get("citation", ())}
     for sentence in sentences(answer):
         if allowed_numbers:
             for m in _QUOTED.finditer(sentence):
@@ -115,6 +129,10 @@ def check(answer: str, evidence: Sequence[Evidence]) -> Grounding:
                 value = float(m.group(1).replace(",", ""))
                 if not any(_same_number(value, e) for e in allowed_numbers):
                     result.issues.append(Issue("number", m.group().strip(), _near(value, allowed_numbers), sentence))
+        for said in cited_ids(sentence):
+            result.checked += 1
+            if said not in citations and not _states_id(said, evidence):
+                result.issues.append(Issue("citation", said, tuple(sorted(citations)), sentence))
         if not _CLAIM.search(sentence) or _CONDITIONAL.search(sentence):
             continue
         for category in CHECKED:
@@ -136,6 +154,49 @@ def check(answer: str, evidence: Sequence[Evidence]) -> Grounding:
                 if said not in facts["duration"]:
                     result.issues.append(Issue("duration", said, tuple(sorted(facts["duration"])), sentence))
     return result
+
+
+def cited_ids(text: str) -> list[str]:
+    """Every knowledge-base id ``text`` writes, bracketed or not, in citation form (``"ICD-10-CM R51.9"`` and
+    ``"HP:0002315"`` read as ``"ICD-10 R51.9"`` and ``"HPO:0002315"``), in order."""
+    found = [(m.start(), m.group(1).strip()) for m in _CITATION.finditer(text)]
+    for m in _CODE_MENTION.finditer(text):
+        source = {"ICD-10-CM": "ICD-10", "HP": "HPO"}.get(m.group(1), m.group(1))
+        found.append((m.start(), f"{source}{':' if source in _COLON_SOURCES else ' '}{m.group(2)}"))
+    taken = [range(m.start(), m.end()) for pattern in (_CITATION, _CODE_MENTION) for m in pattern.finditer(text)]
+    for m in _BARE_CODE.finditer(text):
+        said = f"ICD-10 {m.group(1)}" if m.group(1) else f"DrugBank {m.group(2)}"
+        if not any(m.start() in span for span in taken) and said not in {f for _, f in found}:
+            found.append((m.start(), said))  # "G44.201 [ICD-10 G44.201]" writes one id
+    return [said for _, said in sorted(found)]
+
+
+def _states_id(said: str, evidence: Sequence[Evidence]) -> bool:
+    """Whether an evidence line states the id (a drug row lists its MedlinePlus and MeSH ids in its text)."""
+    code = re.split(r"[: ]", said)[-1]
+    return any(re.search(rf"(?<![\w.]){re.escape(code)}(?![\w])", e.text) for e in evidence)
+
+
+def citations_in(text: str) -> list[str]:
+    """The knowledge-base citations ``text`` writes, in order, once each: ``["ICD-10 G44.209", "HPO:0002315"]``."""
+    return list(dict.fromkeys(m.group(1).strip() for m in _CITATION.finditer(text)))
+
+
+def citation_suffix(answer: str, evidence: Sequence[Evidence]) -> str:
+    """What to append so every knowledge row whose code or numbers the answer writes is cited: ``" [ICD-10 G44.209]"``
+    after a one-sentence answer, else a ``Sources:`` line; ``""`` when nothing is missing."""
+    missing = []
+    quoted = [float(m.group(1).replace(",", "")) for m in _QUOTED.finditer(answer)]
+    for e in evidence:
+        for code, citation in zip(e.facts.get("code", ()), e.facts.get("citation", ())):
+            writes_code = len(code) >= 3 and re.search(rf"(?<![\w.]){re.escape(code)}(?![\w])", answer)
+            quotes_number = any(_same_number(q, n) for q in quoted for n in e.numbers)
+            if (writes_code or quotes_number) and f"[{citation}]" not in answer and citation not in missing:
+                missing.append(citation)
+    if not missing:
+        return ""
+    cited = " ".join(f"[{c}]" for c in missing)
+    return f" {cited}" if len(sentences(answer)) <= 1 else f"\n\nSources: {cited}"
 
 
 def without_unsupported(answer: str, grounding: Grounding) -> str:

@@ -10,6 +10,7 @@ projector is installed for that modality, and streams the LLM's reply.
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Sequence
 
@@ -22,7 +23,15 @@ from .backends import Backend, GenerationSettings, text_pieces
 from .cancel import stoppable
 from .config import StackConfig
 from .errors import PromptTooLongError
-from .evidence import Evidence, classifier_evidence, dicom_evidence, note_evidence, transcript_evidence
+from .evidence import (
+    Evidence,
+    classifier_evidence,
+    dicom_evidence,
+    knowledge_absent,
+    knowledge_evidence,
+    note_evidence,
+    transcript_evidence,
+)
 from .grounding import Grounding, without_unsupported
 from .io.image import is_grayscale
 from .io.types import AudioClip, MedicalImage
@@ -43,6 +52,7 @@ __all__ = ["Answer", "AnswerStream", "Assistant", "PromptPlan", "Request", "SYST
 
 REMOVED_NOTE = "(MedAny removed a sentence that contradicted the evidence shown beside this answer.)"
 NOTHING_LEFT = "MedAny could not answer this from the evidence alone. What its tools found:"
+MAX_KNOWLEDGE_ROWS = 6
 
 
 @dataclass
@@ -64,11 +74,13 @@ class Timings:
 
 @dataclass
 class Request:
-    """What one turn carries: the question and the decoded media."""
+    """What one turn carries: the question, the decoded media, and the tools the LLM may call."""
 
     question: str
     images: list[MedicalImage] = field(default_factory=list)
     audios: list[AudioClip] = field(default_factory=list)
+    tools: tuple[dict, ...] = ()
+    """OpenAI function specs (``{"type": "function", "function": {...}}``) the prompt describes."""
 
 
 @dataclass
@@ -91,6 +103,10 @@ class PromptPlan:
     question: str
     correction: str | None = None
     """On a second try: what the first answer contradicted (:meth:`Grounding.correction`)."""
+    tools: tuple[dict, ...] = ()
+    """Functions the LLM may call (rendered by the chat template: :func:`~multimodal.template.encode_conversation`)."""
+    json_schema: dict | None = None
+    """When the answer is a JSON value: its schema (:mod:`multimodal.calling`)."""
 
     @property
     def evidence(self) -> list[Evidence]:
@@ -147,6 +163,31 @@ class AnswerStream:
         return self
 
 
+def until_stop(pieces: Iterator[str], stop: Sequence[str]) -> Iterator[str]:
+    """``pieces`` up to (not including) the first of the ``stop`` texts; a piece that may be the start of one is
+    held back until the next shows it is not. Generation stops there (``pieces`` is closed)."""
+    if not stop:
+        yield from pieces
+        return
+    held = ""
+    try:
+        for piece in pieces:
+            held += piece
+            found = [held.find(s) for s in stop if s in held]
+            if found:
+                if held[:min(found)]:
+                    yield held[:min(found)]
+                return
+            keep = max((k for s in stop for k in range(1, len(s)) if held.endswith(s[:k])), default=0)
+            if len(held) > keep:
+                yield held[:len(held) - keep]
+                held = held[len(held) - keep:]
+        if held:
+            yield held
+    finally:
+        pieces.close()
+
+
 class Assistant:
     """A loaded MedAny stack. Build with :meth:`load`; call :meth:`stream` or :meth:`answer`."""
 
@@ -161,6 +202,8 @@ class Assistant:
         self.last_timings = Timings()
         """The most recent stream's timings (each :class:`AnswerStream` carries its own: prefer those)."""
         self.last_answer: Answer | None = None
+        self._knowledge = None
+        self._evidence: dict[tuple, Evidence] = {}
 
     @classmethod
     def load(cls, config: StackConfig | None = None) -> "Assistant":
@@ -169,8 +212,15 @@ class Assistant:
 
         config = config or StackConfig()
         stack = build_stack(StackSpec.from_config(config))
-        return cls(stack.model, config, vision=stack.encoders.get("image"), speech=stack.encoders.get("audio"),
-                   info=stack.info, backend=stack.backend)
+        assistant = cls(stack.model, config, vision=stack.encoders.get("image"), speech=stack.encoders.get("audio"),
+                        info=stack.info, backend=stack.backend)
+        kb = assistant.knowledge  # opened (or built, once) now, not inside the first request
+        if kb is not None:
+            m = kb.store.manifest
+            assistant.info["knowledge"] = {"path": str(kb.store.path), "entities": m.get("entities"),
+                                           "sources": {k: v.get("version") for k, v in m.get("sources", {}).items()},
+                                           "embedding": m.get("embedding")}
+        return assistant
 
     @property
     def tokenizer(self):
@@ -184,14 +234,59 @@ class Assistant:
 
     def plan(self, request: Request, context: Sequence[Evidence | str] = ()) -> PromptPlan:
         """What the prompt will say: each medium's evidence and whether its tokens are spliced, then the context."""
-        items = [PlanItem("image", i, image, self.image_evidence(image, i),
+        items = [PlanItem("image", i, image, self._described("image", i, image),
                           self.projects("image") and self.projects_image(image))
                  for i, image in enumerate(request.images, 1)]
         notes = [c if isinstance(c, Evidence) else note_evidence("Context", str(c)) for c in context]
         given = any(n.source == "transcript" for n in notes)  # a caller's (corrected) transcript replaces Whisper's
-        items += [PlanItem("audio", i, clip, self.audio_evidence(clip, i, transcribe=not given), self.projects("audio"))
+        items += [PlanItem("audio", i, clip, self._described("audio", i, clip, transcribe=not given),
+                           self.projects("audio"))
                   for i, clip in enumerate(request.audios, 1)]
-        return PromptPlan(items, notes, request.question)
+        notes += self.knowledge_evidence(request.question, [item.evidence for item in items] + notes)
+        return PromptPlan(items, notes, request.question, tools=request.tools)
+
+    def _described(self, kind: str, index: int, medium, transcribe: bool = True) -> Evidence:
+        """:meth:`image_evidence` / :meth:`audio_evidence`, once per medium object: an agent's steps, a tool
+        decision and the answer after it plan the same request, and Whisper need not hear a recording each time."""
+        memo = (id(medium), kind, index, transcribe, self.config.use_tools)
+        if memo not in self._evidence:
+            self._evidence[memo] = (self.image_evidence(medium, index) if kind == "image"
+                                    else self.audio_evidence(medium, index, transcribe=transcribe))
+            weakref.finalize(medium, self._evidence.pop, memo, None)  # forgotten with the medium
+        return self._evidence[memo]
+
+    def knowledge_evidence(self, question: str, evidence: Sequence[Evidence]) -> list[Evidence]:
+        """Knowledge-base rows for this request: what the question asks to look up (a code, a drug, a food) and
+        the concepts the question and the transcripts name; each an :class:`Evidence` with its citation."""
+        kb = self.knowledge
+        if kb is None or not self.config.use_tools:
+            return []
+        from .knowledge.retrieve import wanted_kinds
+
+        kinds = wanted_kinds(question)
+        hits = kb.search(question, k=3) if kinds else []
+        spoken = [e.text for e in evidence if e.source == "transcript"]
+        linked = kb.link(" \n".join([question, *spoken]), limit=6)
+        seen, out = set(), []
+        for hit in hits + linked:
+            if hit.citation not in seen and len(out) < MAX_KNOWLEDGE_ROWS:
+                seen.add(hit.citation)
+                out.append(knowledge_evidence(hit))
+        if kinds and not hits and not any(h.kind in kinds for h in linked):
+            out.append(knowledge_absent(kinds))  # asked to look up, found nothing: say it, invent nothing
+        return out
+
+    @property
+    def knowledge(self):
+        """The configured knowledge base (opened, and built when missing, on first use), or None."""
+        choice = self.config.knowledge
+        if not choice or str(choice).lower() == "none":
+            return None
+        if self._knowledge is None:
+            from .knowledge.build import open_knowledge
+
+            self._knowledge = open_knowledge(None if choice == "bundled" else choice)
+        return self._knowledge
 
     def build_messages(self, request: Request, context: Sequence[Evidence | str] = (),
                        plan: PromptPlan | None = None) -> tuple[list[dict], MediaBatch]:
@@ -201,6 +296,14 @@ class Assistant:
                    for kind in ("image", "audio")}
         encoders = {"image": self.vision, "audio": self.speech}
         return render_plan(plan), prepare_media(self.model, encoders, spliced)
+
+    def encode_plan(self, request: Request, plan: PromptPlan):
+        """The prompt's token ids (:class:`~multimodal.template.EncodedPrompt`) and its media features
+        ``{kind: [T, D]}``, ready for the backend."""
+        with torch.inference_mode():
+            messages, batch = self.build_messages(request, plan=plan)
+            enc = encode_conversation(self.tokenizer, messages, batch.token_counts, tools=list(plan.tools) or None)
+            return enc, self.model.encode_all(batch)
 
     def projects_image(self, image: MedicalImage) -> bool:
         """Whether the image projector takes ``image``.
@@ -259,44 +362,47 @@ class Assistant:
 
     def stream(self, question: str, images: Sequence = (), audios: Sequence = (), *,
                context: Sequence[Evidence | str] = (), max_new_tokens: int | None = None,
-               temperature: float | None = None, should_stop: Callable[[], bool] | None = None) -> "AnswerStream":
+               temperature: float | None = None, should_stop: Callable[[], bool] | None = None,
+               tools: Sequence[dict] = (), stop: Sequence[str] = ()) -> "AnswerStream":
         """The answer to ``question`` about the given files/media, piece by piece as it is generated.
 
         ``context`` adds evidence lines after the media (an edited transcript, a
         meal's nutrient table: :mod:`multimodal.evidence`). ``max_new_tokens``
         and ``temperature`` override this call's generation settings (the
         stack's config is left unchanged); generation ends early once
-        ``should_stop()`` is true (checked between tokens). The returned
+        ``should_stop()`` is true (checked between tokens). ``tools`` (OpenAI
+        function specs) are described in the prompt, as when the model chose to
+        answer rather than call one (:mod:`multimodal.calling`); the answer ends
+        before the first of the ``stop`` texts it would write. The returned
         :class:`AnswerStream` carries its own :class:`Timings`, and its
         :class:`Answer` (text, evidence, grounding check) once exhausted;
         :meth:`revise` answers again when that check failed.
         """
         timings = self.last_timings = Timings()
         return AnswerStream(self._stream(question, images, audios, context, max_new_tokens, temperature,
-                                         should_stop, timings), timings, self)
+                                         should_stop, timings, tuple(tools), tuple(stop)), timings, self)
 
-    def _stream(self, question, images, audios, context, max_new_tokens, temperature, should_stop,
-                timings: Timings) -> Iterator[str]:
+    def request(self, question: str, images: Sequence = (), audios: Sequence = (),
+                tools: Sequence[dict] = ()) -> Request:
+        """A :class:`Request` with its media decoded (paths and bytes through :mod:`multimodal.io`)."""
         from .io import load_audio, load_image
 
+        return Request(question, [im if isinstance(im, MedicalImage) else load_image(im) for im in images],
+                       [a if isinstance(a, AudioClip) else load_audio(a) for a in audios], tuple(tools))
+
+    def _stream(self, question, images, audios, context, max_new_tokens, temperature, should_stop,
+                timings: Timings, tools: tuple = (), stop: tuple = ()) -> Iterator[str]:
         t0 = time.perf_counter()
-        request = Request(
-            question,
-            [im if isinstance(im, MedicalImage) else load_image(im) for im in images],
-            [a if isinstance(a, AudioClip) else load_audio(a) for a in audios],
-        )
+        request = self.request(question, images, audios, tools)
         timings.inputs_s = time.perf_counter() - t0
         with stoppable(should_stop):  # the deadline reaches transcription and prefill (multimodal.cancel)
             with torch.inference_mode():
                 plan = self.plan(request, context)
-            yield from self._generate(request, plan, timings, t0, max_new_tokens, temperature, should_stop)
+            yield from self._generate(request, plan, timings, t0, max_new_tokens, temperature, should_stop, stop)
 
     def _generate(self, request: Request, plan: PromptPlan, timings: Timings, t0: float, max_new_tokens,
-                  temperature, should_stop) -> Iterator[str]:
-        with torch.inference_mode():
-            messages, batch = self.build_messages(request, plan=plan)
-            enc = encode_conversation(self.tokenizer, messages, batch.token_counts)
-            media = self.model.encode_all(batch)  # {kind: [T, D]}
+                  temperature, should_stop, stop: Sequence[str] = ()) -> Iterator[str]:
+        enc, media = self.encode_plan(request, plan)
         timings.tools_s = time.perf_counter() - t0 - timings.inputs_s
         timings.prompt_tokens = int(enc.input_ids.numel())
         settings = self.generation_settings(max_new_tokens, temperature)
@@ -311,10 +417,15 @@ class Assistant:
                 yield token
 
         text = ""
-        for piece in text_pieces(self.tokenizer, counted(self.backend.generate_ids(enc.input_ids, media, settings,
-                                                                                   should_stop))):
+        pieces = text_pieces(self.tokenizer, counted(self.backend.generate_ids(enc.input_ids, media, settings,
+                                                                               should_stop)))
+        for piece in until_stop(pieces, stop):
             text += piece
             yield piece
+        cite = grounding.citation_suffix(text.strip(), plan.evidence)  # a code from a row is cited, not just written
+        if cite:
+            text = text.rstrip() + cite
+            yield cite
         timings.total_s = time.perf_counter() - t0
         self.last_answer = Answer(text.strip(), request, plan, grounding.check(text, plan.evidence))
 
@@ -353,7 +464,8 @@ class Assistant:
         plan = replace(draft.plan, correction=draft.grounding.correction())
         with stoppable(generate.get("should_stop")):
             yield from self._generate(draft.request, plan, timings, t0, generate.get("max_new_tokens"),
-                                      generate.get("temperature"), generate.get("should_stop"))
+                                      generate.get("temperature"), generate.get("should_stop"),
+                                      generate.get("stop", ()))
         second = self.last_answer
         text = second.text
         if not second.grounding.ok:

@@ -7,6 +7,7 @@ is trained on exactly the prompt it will meet at inference.
 
 from __future__ import annotations
 
+import json
 from typing import Mapping, Sequence
 
 from .template import PLACEHOLDERS
@@ -17,6 +18,7 @@ SYSTEM_PROMPT = (
     "an image classifier's labels, a nutrient table). Treat them as the facts of this case: name foods, symptoms, "
     "medicines, durations, modalities and body parts as the findings give them, and copy their numbers exactly. "
     "Never state a finding they do not give: no medical model has read the image pixels. "
+
     "Be concise and practical. You are a research tool, not a diagnosis: advise confirming with a qualified clinician."
 )
 
@@ -29,6 +31,17 @@ MODALITY_NAMES = {"CR": "computed radiography, an X-ray", "DX": "digital radiogr
 _DICOM_FIELDS = (("modality", "modality"), ("body_part", "body part"), ("view", "view"), ("age_band", "age"),
                  ("sex", "sex"))
 
+
+TOOLS_NOTE = (" Call a tool only when the question needs a lookup one of them offers; answer greetings and general "
+              "questions directly, without a tool.")
+"""Ends the system prompt when the model is offered tools (small models call one for anything otherwise)."""
+
+CITE_KNOWLEDGE = ("(Knowledge lines are rows of MedAny's knowledge base: cite a row you use with its bracketed id, "
+                  "exactly as written; never write any other code.)")
+"""Follows the knowledge lines of a prompt (only when there are some)."""
+
+JSON_ANSWER = "Answer with one JSON value that matches this JSON schema: {schema}"
+"""Follows the question when the answer is a JSON value (:func:`multimodal.calling.json_answer`)."""
 
 NO_DESCRIPTION = "image attached"
 """The line of an image nothing could describe (a photo without a classifier, tools off)."""
@@ -88,9 +101,10 @@ def user_turn(media_lines: Sequence[str], question: str) -> str:
     return "\n".join(lines + [f"Question: {question}" if lines else question])
 
 
-def chat_messages(media_lines: Sequence[str], question: str) -> list[dict]:
-    """``[system, user]`` messages for one request."""
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user_turn(media_lines, question)}]
+def chat_messages(media_lines: Sequence[str], question: str, tools: bool = False) -> list[dict]:
+    """``[system, user]`` messages for one request (``tools``: the model is offered tools)."""
+    return [{"role": "system", "content": SYSTEM_PROMPT + (TOOLS_NOTE if tools else "")},
+            {"role": "user", "content": user_turn(media_lines, question)}]
 
 
 def literal(text: str) -> str:
@@ -109,5 +123,9 @@ def render_plan(plan) -> list[dict]:
         if item.spliced:
             lines.append(PLACEHOLDERS[item.kind])  # the only placeholders: one per spliced medium
     lines += [literal(e.line) for e in plan.context]
+    if any(e.source == "knowledge" for e in plan.context):
+        lines.append(CITE_KNOWLEDGE)
     question = plan.question if not plan.correction else f"{plan.question}\n{plan.correction}"
-    return chat_messages(lines, literal(question))
+    if plan.json_schema is not None:
+        question += "\n" + JSON_ANSWER.format(schema=json.dumps(plan.json_schema, ensure_ascii=False))
+    return chat_messages(lines, literal(question), tools=bool(plan.tools))

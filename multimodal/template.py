@@ -9,10 +9,16 @@ later swaps the sentinels for projected features.
 
 For training, ``labels`` keep only the assistant replies (and their end-of-turn
 token); everything else is ``IGNORE_INDEX``.
+
+Tools (OpenAI function specs) are rendered by the chat template itself when it
+knows how (Qwen2.5, Hermes-style templates); for a template that ignores them the
+same text is added to the system message (:func:`tools_block`). Either way the
+model is told to call a tool as ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -43,18 +49,35 @@ def count_placeholders(messages: list[dict]) -> dict[str, int]:
     return {kind: text.count(p) for kind, p in PLACEHOLDERS.items()}
 
 
+TOOL_CALL_OPEN = "<tool_call>\n"
+TOOL_CALL_CLOSE = "\n</tool_call>"
+
+
+def tools_block(tools: list[dict]) -> str:
+    """The system-message text that describes ``tools`` to a model whose chat template does not (Qwen2.5's words)."""
+    specs = "\n".join(json.dumps(t, ensure_ascii=False) for t in tools)
+    return ("\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+            "You are provided with function signatures within <tools></tools> XML tags:\n"
+            f"<tools>\n{specs}\n</tools>\n\n"
+            "For each function call, return a json object with function name and arguments within "
+            "<tool_call></tool_call> XML tags:\n"
+            f'{TOOL_CALL_OPEN}{{"name": <function-name>, "arguments": <args-json-object>}}{TOOL_CALL_CLOSE}')
+
+
 def encode_conversation(
     tokenizer,
     messages: list[dict],
     media_tokens: dict[str, list[int]] | None = None,
     *,
     add_generation_prompt: bool = True,
+    tools: list[dict] | None = None,
 ) -> EncodedPrompt:
     """Tokenize ``messages`` (``[{"role", "content"}]``) with media sentinel runs.
 
     ``media_tokens[kind][i]`` is the token count of the i-th medium of that kind,
     in order of appearance. Raises :class:`PlaceholderMismatchError` when the
-    placeholders and the media disagree.
+    placeholders and the media disagree. ``tools``: OpenAI function specs the
+    model may call (see the module docstring).
     """
     media_tokens = {k: list(v) for k, v in (media_tokens or {}).items()}
     counts = count_placeholders(messages)
@@ -71,7 +94,14 @@ def encode_conversation(
 
     # Message content is text, never control syntax: a typed "<|im_start|>" must not open a turn.
     messages = [{**m, "content": neutralize_control_tokens(tokenizer, _content(m))} for m in messages]
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    tools = _neutralized(tokenizer, tools) if tools else None
+    text = tokenizer.apply_chat_template(messages, tools=tools, tokenize=False,
+                                         add_generation_prompt=add_generation_prompt)
+    if tools and any(json.dumps(t["function"]["name"]) not in text for t in tools):  # the template ignored them
+        if not messages or messages[0]["role"] != "system":
+            messages = [{"role": "system", "content": ""}, *messages]
+        messages = [{**messages[0], "content": messages[0]["content"] + tools_block(tools)}, *messages[1:]]
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
     spans = _assistant_spans(tokenizer, messages, text)
 
     ids: list[int] = []
@@ -113,6 +143,17 @@ def neutralize_control_tokens(tokenizer, text: str) -> str:
     if pattern is None or not text:
         return text
     return pattern.sub(lambda m: m.group()[0] + ZWSP + m.group()[1:], text)
+
+
+def _neutralized(tokenizer, value):
+    """``value`` (a tool spec: dicts, lists, strings) with every string's control tokens neutralized."""
+    if isinstance(value, str):
+        return neutralize_control_tokens(tokenizer, value)
+    if isinstance(value, dict):
+        return {_neutralized(tokenizer, k): _neutralized(tokenizer, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_neutralized(tokenizer, v) for v in value]
+    return value
 
 
 def _control_pattern(tokenizer) -> re.Pattern | None:

@@ -5,6 +5,10 @@ API client. :class:`ScriptedBackend` keeps the rest of a request real (loading,
 decoding, tools, prompt, queue, streaming) and replaces only the token source:
 ``script(prompt) -> pieces``, each piece one token, so a client sees exactly
 those pieces arrive. It honours ``should_stop`` between tokens like the real backends.
+
+Constrained decoding (tool calls, JSON answers: :mod:`multimodal.structured`) asks for
+next-token logits instead; there the scripted model "wants" to write the script's
+text: the token that continues it furthest scores highest.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ class PieceTokenizer:
     def __getattr__(self, name):
         return getattr(self._tok, name)
 
+    def __len__(self) -> int:
+        return len(self._tok)
+
     def __call__(self, *args, **kwargs):
         return self._tok(*args, **kwargs)
 
@@ -41,6 +48,10 @@ class PieceTokenizer:
         return self._tok.decode(ids, **kwargs)
 
 
+ASSISTANT = "<|im_start|>assistant\n"
+"""Where the answer starts in the tiny stack's chat template."""
+
+
 class ScriptedBackend:
     """``backend`` with its token stream replaced by ``script(prompt) -> pieces``."""
 
@@ -51,6 +62,22 @@ class ScriptedBackend:
 
     def __getattr__(self, name):
         return getattr(self._backend, name)
+
+    def next_token_logits(self, input_ids, media):
+        import torch
+
+        text = self._backend.tokenizer.decode([t for t in input_ids.reshape(-1).tolist() if t >= 0])
+        at = text.rindex(ASSISTANT) + len(ASSISTANT)
+        prompt, written = text[:at], text[at:]
+        target = "".join(self._script(prompt))
+        pieces = [self._backend.tokenizer.decode([i]) for i in range(len(self._backend.tokenizer))]
+        logits = torch.zeros(len(pieces))
+        if target.startswith(written):
+            rest = target[len(written):]
+            for i, piece in enumerate(pieces):
+                if piece and rest.startswith(piece):
+                    logits[i] = 10.0 + len(piece)
+        return logits
 
     def generate_ids(self, input_ids, media, settings, should_stop=None):
         prompt = self._backend.tokenizer.decode([t for t in input_ids.reshape(-1).tolist() if t >= 0])

@@ -224,7 +224,8 @@ class _Call:
                               completion_tokens=usage.completion_tokens if usage else None)
 
     async def stream_events(self, first, events):
-        """SSE frames: a role chunk, content chunks, the finish chunk, usage if asked, [DONE]."""
+        """SSE frames: a role chunk, content chunks (or one chunk per tool call), the finish chunk, usage if asked,
+        [DONE]."""
         chat, rid, created = self.chat, self.rid, self.created
         status, code, usage = 200, None, Usage()
         try:
@@ -237,6 +238,8 @@ class _Call:
                     usage = value or usage
                     break
                 kind, value = await anext(events)
+            for i, call in enumerate(usage.tool_calls or []):
+                yield sse(chunk(rid, created, chat.model, {"tool_calls": [{"index": i, **call}]}))
             yield sse(chunk(rid, created, chat.model, finish_reason=usage.finish_reason, report=usage.report))
             if chat.include_usage:
                 yield sse(chunk(rid, created, chat.model, usage=usage))

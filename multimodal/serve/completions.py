@@ -1,9 +1,10 @@
 """One chat completion: the work the queue runs, and its answer as OpenAI objects.
 
 :func:`chat_work` turns a validated request into the generator the worker
-thread drives (the assistant's token stream, stoppable between tokens; a
-non-streamed answer is held to its evidence and revised when it contradicts
-it, as in the demo);
+thread drives: the tool calls the model makes (:mod:`multimodal.calling`), a
+JSON answer for a ``json_schema`` response format, or the assistant's token
+stream, stoppable between tokens (a non-streamed answer is held to its evidence
+and revised when it contradicts it, as in the demo);
 :func:`completion` and :func:`chunk` shape the result like OpenAI's
 ``chat.completion`` and ``chat.completion.chunk``; :func:`sse` frames one
 server-sent event.
@@ -15,6 +16,9 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from ..calling import call_tools, json_answer
+from ..cancel import stoppable
+from ..evidence import tool_evidence
 from .schema import ChatRequest, decode_media
 
 DONE = b"data: [DONE]\n\n"
@@ -29,6 +33,8 @@ class Usage:
     finish_reason: str = "stop"
     report: dict | None = None
     """``{"evidence": [...], "grounding": {...}, "revised": bool}``: sent as the ``medany`` field."""
+    tool_calls: list[dict] | None = None
+    """OpenAI ``tool_calls`` entries when the model called tools (``finish_reason`` ``"tool_calls"``)."""
 
     def as_dict(self) -> dict:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
@@ -55,7 +61,23 @@ def chat_work(assistant, request: ChatRequest, limits, max_audio_s: float | None
     def answer(should_stop: Callable[[], bool]) -> Iterator[str]:
         images, audios = decode_media(request, limits, max_audio_s)
         request.media = []  # decoded: free the encoded bytes
-        overrides = {"should_stop": should_stop}
+        context = [tool_evidence(name, content) for name, content in request.tool_results]
+        tools = request.tools if request.tool_choice != "none" else ()
+        if tools:
+            with stoppable(should_stop):
+                called = call_tools(assistant, assistant.request(request.question, images, audios, tools), context,
+                                    "auto" if request.tool_choice == "function" else request.tool_choice,
+                                    request.tool_name, request.parallel_tool_calls)
+            if called.calls:
+                return Usage(called.prompt_tokens, called.completion_tokens, "tool_calls",
+                             tool_calls=[c.as_openai() for c in called.calls])
+        if request.json_schema is not None:
+            asked = assistant.request(request.question, images, audios, tools)
+            with stoppable(should_stop):
+                _, done, prompt, written = json_answer(assistant, asked, request.json_schema, context)
+            yield done.text
+            return Usage(prompt, written, "stop", report=evidence_report(done))
+        overrides = {"should_stop": should_stop, "context": context, "tools": tools, "stop": request.stop}
         if request.max_tokens is not None:
             overrides["max_new_tokens"] = request.max_tokens
         if request.temperature is not None:
@@ -104,12 +126,19 @@ def completion(request_id: str, created: int, model: str, text: str, usage: Usag
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
-                     "logprobs": None, "finish_reason": usage.finish_reason}],
+        "choices": [{"index": 0, "message": message(text, usage), "logprobs": None,
+                     "finish_reason": usage.finish_reason}],
         "usage": usage.as_dict(),
         "system_fingerprint": None,
         "medany": usage.report,
     }
+
+
+def message(text: str, usage: Usage) -> dict:
+    """The assistant message of a non-streamed answer: its text, or the tools it calls."""
+    if usage.tool_calls:
+        return {"role": "assistant", "content": None, "tool_calls": usage.tool_calls, "refusal": None}
+    return {"role": "assistant", "content": text, "refusal": None}
 
 
 def chunk(request_id: str, created: int, model: str, delta: dict | None = None, finish_reason: str | None = None,

@@ -10,6 +10,13 @@ Accepted message content, per OpenAI's chat format:
 - ``{"type": "input_audio", "input_audio": {"data": BASE64, "format": "wav"}}``
   (``wav``, ``mp3``, ``flac``, ``ogg``, ``m4a``, ``mp4``, ``webm``).
 
+Tool calling as OpenAI defines it: ``tools`` (function specs whose parameters
+:func:`multimodal.structured.check_schema` accepts), ``tool_choice`` (``auto``,
+``none``, ``required`` or a named function), ``parallel_tool_calls``, assistant
+messages carrying ``tool_calls`` and ``role: tool`` messages with their results
+(each becomes an evidence line the answer is held to). ``response_format`` may be
+``text`` or ``json_schema``.
+
 The media's bytes are decoded later by :mod:`multimodal.io` (which sniffs the
 content, never trusting the declared type beyond this first check). Error
 messages point at the offending field (``param``) and never echo a path or
@@ -33,10 +40,12 @@ from .settings import ServeSettings
 
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/jpg", "image/webp", "application/dicom"})
 AUDIO_FORMATS = frozenset({"wav", "mp3", "flac", "ogg", "m4a", "mp4", "webm"})
-ROLES = frozenset({"system", "developer", "user", "assistant"})
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+TOOL_CHOICES = ("auto", "none", "required")
 # Parameters that would change what the client gets back if silently ignored.
-UNSUPPORTED = {"tools": "tool calls", "functions": "function calls", "tool_choice": "tool calls",
-               "function_call": "function calls", "audio": "audio output", "prediction": "predicted outputs"}
+UNSUPPORTED = {"functions": "the deprecated 'functions' (send 'tools')",
+               "function_call": "the deprecated 'function_call' (send 'tool_choice')", "audio": "audio output",
+               "prediction": "predicted outputs"}
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,18 @@ class ChatRequest:
     include_usage: bool = False
     max_tokens: int | None = None
     temperature: float | None = None
+    tools: tuple[dict, ...] = ()
+    """Validated function specs (:func:`multimodal.calling.function_specs`)."""
+    tool_choice: str = "auto"
+    """``auto``, ``none``, ``required`` or ``function`` (then :attr:`tool_name`)."""
+    tool_name: str | None = None
+    parallel_tool_calls: bool = True
+    tool_results: list[tuple[str, str]] = field(default_factory=list)
+    """``(function name, content)`` of every ``role: tool`` message, in order."""
+    json_schema: dict | None = None
+    """``response_format`` ``json_schema``: the answer is a JSON value for this schema."""
+    stop: tuple[str, ...] = ()
+    """The answer ends before the first of these texts (OpenAI's ``stop``)."""
 
 
 def parse_json(body: bytes) -> dict:
@@ -131,6 +152,10 @@ def parse_chat_request(data: dict, settings: ServeSettings) -> ChatRequest:
     if temperature is not None and not 0 <= temperature <= 2:
         raise bad_request("'temperature' must be between 0 and 2.", "temperature")
 
+    tools, choice, name, parallel = _tools(data)
+    json_schema = _response_format(data)
+    stop = _stop(data)
+
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad_request("'messages' must be a non-empty list.", "messages", "missing_required_parameter")
@@ -139,35 +164,49 @@ def parse_chat_request(data: dict, settings: ServeSettings) -> ChatRequest:
                             f"{len(messages)}.", code="too_many_messages", param="messages")
     turns: list[tuple[str, str]] = []
     media: list[MediaInput] = []
+    results: list[tuple[str, str]] = []
+    called: dict[str, str] = {}  # tool_call_id -> function name
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, dict):
             raise bad_request("Each message must be an object.", where)
         role = message.get("role")
-        if role == "tool":
-            raise bad_request("This server does not support tool messages.", f"{where}.role", "unsupported_parameter")
         if not isinstance(role, str) or role not in ROLES:
             raise bad_request(f"Unknown role; expected one of {sorted(ROLES)}.", f"{where}.role")
+        if role == "tool":
+            results.append(_tool_result(message, where, called, settings))
+            turns.append((role, ""))
+            continue
         text, found = _content(message.get("content"), f"{where}.content", role, settings)
+        if role == "assistant" and message.get("tool_calls") is not None:
+            calls = _assistant_calls(message["tool_calls"], f"{where}.tool_calls")
+            called.update({cid: fn for cid, fn, _ in calls})
+            text = "\n".join([text] * bool(text.strip()) + [f"(called {fn} with {args})" for _, fn, args in calls])
         turns.append((role, text))
         media.extend(found)
-    if turns[-1][0] != "user":
-        raise bad_request("The last message must come from the user.", f"messages[{len(messages) - 1}].role")
+    last = len(messages) - 1
+    if turns[-1][0] not in ("user", "tool"):
+        raise bad_request("The last message must come from the user (or be a tool's result).", f"messages[{last}].role")
+    if not any(role == "user" for role, _ in turns):
+        raise bad_request("The conversation needs a user message.", "messages")
     if len(media) > settings.max_media_items:
         raise ApiError(413, f"A request may carry at most {settings.max_media_items} images and recordings.",
                        code="too_many_media", param="messages")
-    if not turns[-1][1].strip() and not media:
-        raise bad_request("The last user message is empty.", f"messages[{len(messages) - 1}].content")
-    return ChatRequest(model, flatten(turns), media, stream, include_usage, max_tokens, temperature)
+    if turns[-1][0] == "user" and not turns[-1][1].strip() and not media:
+        raise bad_request("The last user message is empty.", f"messages[{last}].content")
+    return ChatRequest(model, flatten(turns), media, stream, include_usage, max_tokens, temperature, tools, choice,
+                       name, parallel, results, json_schema, stop)
 
 
 def flatten(turns: list[tuple[str, str]]) -> str:
-    """One question for the assistant: the last user turn, after any instructions and earlier turns."""
-    *earlier, (_, last) = turns
+    """One question for the assistant: the last user turn, after any instructions and earlier turns (the turns
+    after it, tool calls and their results, reach the prompt as evidence lines)."""
+    at = max(i for i, (role, _) in enumerate(turns) if role == "user")
+    earlier, last = turns[:at], turns[at][1]
     if not earlier:
         return last
     names = {"system": "Instructions", "developer": "Instructions", "user": "User", "assistant": "Assistant"}
-    lines = [f"{names[role]}: {text}" for role, text in earlier if text.strip()]
+    lines = [f"{names[role]}: {text}" for role, text in earlier if role in names and text.strip()]
     return "\n".join(lines + [f"User: {last}"])
 
 
@@ -293,6 +332,86 @@ def _local_file(url: str, where: str, settings: ServeSettings) -> bytes:
         raise ApiError.from_input_error(exc, where) from None
 
 
+# -- tools -----------------------------------------------------------------
+
+
+def _tools(data: dict) -> tuple[tuple[dict, ...], str, str | None, bool]:
+    """``tools``, ``tool_choice`` and ``parallel_tool_calls``, validated: (specs, choice, forced name, parallel)."""
+    from ..calling import ToolSpecError, function_specs
+    from ..structured import SchemaError
+
+    raw, choice = data.get("tools"), data.get("tool_choice")
+    parallel = _optional(data, "parallel_tool_calls", bool, True)
+    if raw in (None, []):
+        if choice not in (None, "none", "auto"):
+            raise bad_request("'tool_choice' needs 'tools'.", "tool_choice")
+        return (), "none", None, parallel
+    try:
+        specs = function_specs(raw)
+    except ToolSpecError as exc:
+        raise bad_request(str(exc), exc.where, "invalid_tool") from None
+    except SchemaError as exc:
+        raise bad_request(f"Unsupported JSON schema: {str(exc).split(': ', 1)[-1]}; MedAny writes tool "
+                          "arguments under constraint and accepts only what it can guarantee.", exc.where,
+                          "unsupported_schema") from None
+    if choice is None or choice in TOOL_CHOICES:
+        return specs, choice or "auto", None, parallel
+    fn = choice.get("function") if isinstance(choice, dict) and choice.get("type") == "function" else None
+    name = fn.get("name") if isinstance(fn, dict) else None
+    if not isinstance(name, str):
+        raise bad_request("'tool_choice' must be 'auto', 'none', 'required' or {\"type\": \"function\", "
+                          "\"function\": {\"name\": ...}}.", "tool_choice")
+    if name not in {s["function"]["name"] for s in specs}:
+        raise bad_request("'tool_choice' names a function that is not in 'tools'.", "tool_choice.function.name")
+    return specs, "function", name, parallel
+
+
+def _assistant_calls(calls, where: str) -> list[tuple[str, str, str]]:
+    """An assistant message's ``tool_calls``: ``(id, function name, arguments JSON)`` each."""
+    if not isinstance(calls, list):
+        raise bad_request("'tool_calls' must be a list.", where)
+    out = []
+    for j, call in enumerate(calls):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(call.get("id"), str) or not isinstance(fn.get("name"), str):
+            raise bad_request("A tool call needs an 'id' and a 'function' with a 'name'.", f"{where}[{j}]")
+        args = fn.get("arguments", "{}")
+        out.append((call["id"], fn["name"][:64], args if isinstance(args, str) else json.dumps(args)))
+    return out
+
+
+def _tool_result(message: dict, where: str, called: dict[str, str], settings: ServeSettings) -> tuple[str, str]:
+    """A ``role: tool`` message: ``(function name, content)``; it must answer a call made earlier."""
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or call_id not in called:
+        raise bad_request("A tool message needs the 'tool_call_id' of an earlier assistant tool call.",
+                          f"{where}.tool_call_id")
+    text, _ = _content(message.get("content"), f"{where}.content", "tool", settings)
+    return called[call_id], text
+
+
+def _response_format(data: dict) -> dict | None:
+    """The ``json_schema`` of ``response_format`` (None for text)."""
+    from ..structured import SchemaError, check_schema
+
+    fmt = data.get("response_format")
+    if fmt is None or (isinstance(fmt, dict) and fmt.get("type") == "text"):
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        raise bad_request("'response_format' must be 'text' or 'json_schema' (json_object has no schema to write "
+                          "under constraint: send one).", "response_format", "unsupported_parameter")
+    spec = fmt.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    if not isinstance(schema, dict):
+        raise bad_request("'response_format.json_schema' needs a 'schema' object.", "response_format.json_schema")
+    try:
+        check_schema(schema)
+    except SchemaError as exc:
+        raise bad_request(f"Unsupported JSON schema: {str(exc).split(': ', 1)[-1]}.",
+                          "response_format.json_schema.schema" + exc.where[1:], "unsupported_schema") from None
+    return schema
+
+
 # -- options ---------------------------------------------------------------
 
 
@@ -303,6 +422,22 @@ def _optional(data: dict, key: str, types, default, param: str | None = None):
     if not isinstance(value, types) or (types is not bool and isinstance(value, bool)):
         raise bad_request(f"'{key}' has the wrong type.", param or key, "invalid_type")
     return value
+
+
+MAX_STOPS = 4
+
+
+def _stop(data: dict) -> tuple[str, ...]:
+    """``stop``: a string or up to four non-empty strings of at most 256 characters."""
+    stop = data.get("stop")
+    if stop in (None, "", []):
+        return ()
+    stops = [stop] if isinstance(stop, str) else stop
+    if not isinstance(stops, list) or not 1 <= len(stops) <= MAX_STOPS or \
+            not all(isinstance(s, str) and 0 < len(s) <= 256 for s in stops):
+        raise bad_request(f"'stop' must be a string or a list of 1 to {MAX_STOPS} non-empty strings (at most 256 "
+                          "characters each).", "stop")
+    return tuple(stops)
 
 
 def _max_tokens(data: dict, settings: ServeSettings) -> int | None:
@@ -318,10 +453,5 @@ def _check_choice_options(data: dict) -> None:
         raise bad_request("This server returns one choice per request ('n' must be 1).", "n", "unsupported_value")
     if _optional(data, "logprobs", bool, False):
         raise bad_request("This server does not return log probabilities.", "logprobs", "unsupported_parameter")
-    stop = data.get("stop")
-    if stop not in (None, [], ""):
-        raise bad_request("This server does not support stop sequences.", "stop", "unsupported_parameter")
-    fmt = data.get("response_format")
-    if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") != "text"):
-        raise bad_request("Only the 'text' response format is supported.", "response_format",
-                          "unsupported_parameter")
+
+

@@ -9,7 +9,7 @@ import pytest
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
-TINY = dict(llm="tiny-random", vision="tiny_vit", speech="tiny_whisper", max_new_tokens=8)
+TINY = dict(llm="tiny-random", vision="tiny_vit", speech="tiny_whisper", max_new_tokens=8, knowledge="none")
 SCRIPTED_ANSWER = ("The film is a frontal chest radiograph. A radiologist would check the lungs, heart size, "
                    "mediastinum and bones. Please confirm any finding with a qualified clinician.")
 

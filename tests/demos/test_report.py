@@ -34,3 +34,17 @@ def test_markdown_sections():
 def test_write_files(tmp_path):
     md, js = _report().write(tmp_path, stem="r")
     assert md.read_text().startswith("# MedAny") and json.loads(js.read_text())["workspace"] == "clinician"
+
+
+def test_the_rows_the_answers_cite_travel_with_the_report(tmp_path):
+    from tests.multimodal.knowledge.kb_helpers import build_small
+
+    kb = build_small(tmp_path / "kb.sqlite")
+    report = Report(workspace="consult", turns=[
+        {"role": "user", "content": "Which code is a tension headache? [HPO:0002315]"},  # the user's brackets: no
+        {"role": "assistant", "content": "G44.209 [ICD-10 G44.209]; naproxen [DrugBank DB00788]; [ICD-10 Q00.0]"}])
+    report.cite(kb)
+    assert [r["citation"] for r in report.sources] == ["ICD-10 G44.209", "DrugBank DB00788"]  # unknown ones: none
+    assert json.loads(report.to_json())["sources"][1]["name"] == "Naproxen"
+    assert "## Sources\n\n- [ICD-10 G44.209] Tension-type headache, unspecified" in report.to_markdown()
+    assert Report(workspace="consult").cite(None).sources == []

@@ -5,7 +5,8 @@ import pytest
 
 from multimodal import cli
 
-TINY = ["--llm", "tiny-random", "--vision", "tiny_vit", "--speech", "tiny_whisper", "--max-new-tokens", "4"]
+TINY = ["--llm", "tiny-random", "--vision", "tiny_vit", "--speech", "tiny_whisper", "--max-new-tokens", "4",
+        "--knowledge", "none"]
 
 
 def _png(path):
@@ -68,7 +69,7 @@ def test_chat_writes_to_given_stream(tmp_path):
     from multimodal.config import StackConfig
 
     out = io.StringIO()
-    cfg = StackConfig(llm="tiny-random", vision="tiny_vit", speech="tiny_whisper", max_new_tokens=3)
+    cfg = StackConfig(llm="tiny-random", vision="tiny_vit", speech="tiny_whisper", max_new_tokens=3, knowledge="none")
     assert cli.chat("hi", config=cfg, out=out) == 0
     assert out.getvalue().endswith("\n")
 

@@ -10,7 +10,7 @@ from multimodal.pipeline import Assistant
 from multimodal.template import MEDIA_TOKEN_IDS, encode_conversation
 from projectors import create_projector, save_projector
 
-TINY = dict(llm="tiny-random", vision="tiny_vit", speech="tiny_whisper", max_new_tokens=5)
+TINY = dict(llm="tiny-random", vision="tiny_vit", speech="tiny_whisper", max_new_tokens=5, knowledge="none")
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,20 @@ def test_silent_audio_is_reported_not_transcribed():
     silent = AudioClip(np.zeros(16000, dtype=np.float32))
     messages, _ = assistant.build_messages(Request("what?", [], [silent]))
     assert "silent: no speech was heard" in messages[-1]["content"]
+
+
+def test_a_recording_is_transcribed_once_however_often_its_request_is_planned():
+    """An agent plans its request at every step; Whisper heard the clip again each time."""
+    from multimodal.pipeline import Request
+
+    assistant = Assistant.load(StackConfig(**TINY))
+    heard, real = [], assistant.speech.describe
+    assistant.speech.describe = lambda clip: heard.append(clip) or real(clip)
+    clip = _clip()
+    plans = [assistant.plan(Request("what?", [], [clip])) for _ in range(3)]
+    assert len(heard) == 1 and plans[0].evidence == plans[2].evidence
+    assistant.plan(Request("what?", [], [_clip()]))  # another recording is heard
+    assert len(heard) == 2
 
 
 def test_a_scans_only_projector_takes_dicoms_and_grayscale_but_not_colour_photos(tmp_path):
@@ -231,3 +245,26 @@ def test_no_tools_keeps_every_encoder_and_header_line_out_of_the_prompt():
     messages, _ = assistant.build_messages(Request("what?", [_image()], [_clip()]))
     user = messages[-1]["content"]
     assert "DICOM" not in user and "CHEST" not in user and "transcript" not in user
+
+
+@pytest.mark.parametrize("pieces,stop,out", [
+    (["Hello ", "wor", "ld. Obs", "ervation: x"], ("Observation:",), ["Hello ", "wor", "ld. ", ]),
+    (["a", "b", "c"], ("bc", "x"), ["a"]),
+    (["Obs", "erve this"], ("Observation:",), ["Obs", "erve this"]),  # held back, then released
+    (["no stop"], ("zzz",), ["no stop"]),
+    (["abc"], (), ["abc"]),
+])
+def test_until_stop_cuts_before_the_first_stop_text(pieces, stop, out):
+    from multimodal.pipeline import until_stop
+
+    source = iter(pieces)
+    closed = []
+
+    def gen():
+        try:
+            yield from source
+        finally:
+            closed.append(True)
+
+    got = list(until_stop(gen(), stop))
+    assert "".join(got) == "".join(out) and closed == [True]

@@ -191,7 +191,8 @@ def test_assistant_format_uses_the_pipeline_prompt_and_distills_open_answers(tmp
     from multimodal.prompt import SYSTEM_PROMPT
     from recipes.image.assistant_format import CAPTION_QUESTIONS, OPEN_QUESTIONS, AssistantFormat
 
-    assistant = Assistant.load(StackConfig(llm="tiny-random", vision="tiny_vit", speech="", max_new_tokens=6))
+    assistant = Assistant.load(StackConfig(llm="tiny-random", vision="tiny_vit", speech="", max_new_tokens=6,
+                                           knowledge="none"))
     manifest = image_data.make_dataset(tmp_path, 16, 2, style="assistant", assistant=assistant)
     records = {s: [json.loads(line) for line in (tmp_path / f"{s}.jsonl").read_text().splitlines()]
                for s in ("train", "eval")}
@@ -240,7 +241,7 @@ def test_speech_assistant_format_wraps_each_clip_in_the_pipeline_prompt(tmp_path
     from recipes.speech.sentences import PROMPT
 
     speech_data.make_dataset(tmp_path, 3, 2)
-    assistant = Assistant.load(StackConfig(llm="tiny-random", vision="", speech="tiny_whisper"))
+    assistant = Assistant.load(StackConfig(llm="tiny-random", vision="", speech="tiny_whisper", knowledge="none"))
     info = convert(tmp_path, assistant)
     assert info["train"]["records"] == 3 and info["eval"]["records"] == 2
     for split in ("train", "eval"):
@@ -263,7 +264,7 @@ def test_frozen_answer_is_the_llm_reply_to_the_text_only_prompt():
     from multimodal.template import encode_conversation
     from recipes.distill import frozen_answer, whole_sentences
 
-    assistant = Assistant.load(StackConfig(llm="tiny-random", vision="", speech=""))
+    assistant = Assistant.load(StackConfig(llm="tiny-random", vision="", speech="", knowledge="none"))
     llm, tok, _ = load_llm("tiny-random")
     ids = encode_conversation(tok, chat_messages(["Image 1: DICOM modality CR"], "Is this urgent?"), {},
                               add_generation_prompt=True).input_ids[None]

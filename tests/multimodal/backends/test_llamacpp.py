@@ -37,7 +37,7 @@ def pair():
     from multimodal.config import StackConfig
     from multimodal.pipeline import Assistant
 
-    kw = dict(llm="embedded-small", speech="", max_new_tokens=32)
+    kw = dict(llm="embedded-small", speech="", max_new_tokens=32, knowledge="none")
     hf = Assistant.load(StackConfig(**kw, backend="transformers"))
     lc = Assistant.load(StackConfig(**kw, backend="llamacpp"))
     return hf, lc

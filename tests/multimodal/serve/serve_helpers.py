@@ -18,7 +18,7 @@ import struct
 import wave
 from contextlib import contextmanager
 
-TINY = dict(llm="tiny-random", vision="tiny_vit", speech="tiny_whisper", max_new_tokens=8)
+TINY = dict(llm="tiny-random", vision="tiny_vit", speech="tiny_whisper", max_new_tokens=8, knowledge="none")
 NONCE = re.compile(r"nonce-[0-9a-f]{16}")
 MiB = 1024 * 1024
 

@@ -124,8 +124,26 @@ def test_415_content_is_not_what_the_type_says(http):
     (h.chat_body("hi", temperature=5), "invalid_value", "temperature"),
     (h.chat_body("hi", stream="yes"), "invalid_type", "stream"),
     (h.chat_body("hi", n=2), "unsupported_value", "n"),
-    (h.chat_body("hi", tools=[{"type": "function", "function": {"name": "f"}}]), "unsupported_parameter", "tools"),
-    (h.chat_body("hi", stop=["\n"]), "unsupported_parameter", "stop"),
+    (h.chat_body("hi", functions=[{"name": "f"}]), "unsupported_parameter", "functions"),
+    (h.chat_body("hi", tools=[{"type": "function", "function": {"name": "no spaces"}}]), "invalid_tool",
+     "tools[0].function.name"),
+    (h.chat_body("hi", tools=[{"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"q": {"type": "string", "pattern": "^G"}}}}}]), "unsupported_schema",
+     "tools[0].function.parameters.q"),
+    (h.chat_body("hi", tools=[{"type": "function", "function": {"name": "f"}}] * 2), "invalid_tool", "tools"),
+    (h.chat_body("hi", tool_choice="required"), "invalid_value", "tool_choice"),
+    (h.chat_body("hi", tools=[{"type": "function", "function": {"name": "f"}}],
+                 tool_choice={"type": "function", "function": {"name": "g"}}), "invalid_value",
+     "tool_choice.function.name"),
+    (h.chat_body("hi", response_format={"type": "json_object"}), "unsupported_parameter", "response_format"),
+    (h.chat_body("hi", response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {
+        "type": "object", "properties": {"a": {"anyOf": []}}}}}), "unsupported_schema",
+     "response_format.json_schema.schema.a"),
+    ({"model": "medany", "messages": [{"role": "user", "content": "hi"},
+                                      {"role": "tool", "tool_call_id": "call_1", "content": "42"}]},
+     "invalid_value", "messages[1].tool_call_id"),
+    (h.chat_body("hi", stop=["a", "b", "c", "d", "e"]), "invalid_value", "stop"),
+    (h.chat_body("hi", stop=[""]), "invalid_value", "stop"),
 ])
 def test_400_validation(http, body, code, param):
     envelope(post(http, body), 400, code, param)
@@ -169,6 +187,18 @@ def test_client_mistakes_never_500(http):
         lambda v: h.chat_body("hi", stream_options=v, stream=True),
         lambda v: h.chat_body("hi", temperature=v),
         lambda v: h.chat_body("hi", response_format=v),
+        lambda v: h.chat_body("hi", tools=v),
+        lambda v: h.chat_body("hi", tools=[v]),
+        lambda v: h.chat_body("hi", tools=[{"type": "function", "function": v}]),
+        lambda v: h.chat_body("hi", tools=[{"type": "function", "function": {"name": "f", "parameters": v}}]),
+        lambda v: h.chat_body("hi", tools=[{"type": "function", "function": {"name": "f"}}], tool_choice=v),
+        lambda v: h.chat_body("hi", response_format={"type": "json_schema", "json_schema": v}),
+        lambda v: {"model": "medany", "messages": [{"role": "user", "content": "hi"},
+                                                   {"role": "assistant", "content": None, "tool_calls": v}]},
+        lambda v: {"model": "medany", "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": v}]},
     ]
     for make in templates:
         for value in bad_values:

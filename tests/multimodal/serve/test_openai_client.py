@@ -107,6 +107,14 @@ def test_streamed_content_arrives_in_order(echo):
     assert len(pieces) == 4 and "".join(pieces) == f"echo {nonce} done"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_answer_ends_before_a_stop_sequence(echo, stream):
+    nonce = f"nonce-{uuid.uuid4().hex[:16]}"
+    r = ask(client_for(echo), f"Please repeat {nonce}.", stream=stream, stop=[" do", "never"])
+    text = "".join(c.choices[0].delta.content or "" for c in r if c.choices) if stream else r.choices[0].message.content
+    assert text == f"echo {nonce}"  # " do" arrived split over pieces (" done"): held back, then cut
+
+
 def test_conversation_and_system_prompt_reach_the_model(echo):
     nonce = f"nonce-{uuid.uuid4().hex[:16]}"
     r = client_for(echo).chat.completions.create(model="medany", max_tokens=8, messages=[

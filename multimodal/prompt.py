@@ -84,15 +84,27 @@ def classifier_summary(labels: str | Sequence[tuple[str, float]]) -> str:
     return line + (f"; less likely: {weak}" if weak else "")
 
 
-def transcript_summary(head: str, transcript: str) -> str:
-    """The line for a recording with speech: ``head`` (``"recording (3.1 s)"``) and Whisper's words."""
-    return f'{head}, transcript: "{transcript}"'
+_TRANSLATION = '", English translation: "'
+
+
+def transcript_summary(head: str, transcript: str, language: str = "", english: str = "") -> str:
+    """The line for a recording with speech: ``head`` (``"recording (3.1 s)"``) and Whisper's words; for speech
+    that is not English, the language (``"Spanish"``) first and Whisper's English translation after."""
+    spoken = f", spoken in {language}" if language and language != "English" else ""
+    translated = f'{_TRANSLATION}{english}"' if english else '"'
+    return f'{head}{spoken}, transcript: "{transcript}{translated}'
 
 
 def transcript_in(description: str) -> str:
     """The transcript inside a :func:`transcript_summary` line, or ``""`` when the line holds none."""
     _, found, rest = description.partition(', transcript: "')
-    return rest[:-1] if found and rest.endswith('"') else ""
+    if not found or not rest.endswith('"'):
+        return ""
+    return rest.split(_TRANSLATION, 1)[0] if _TRANSLATION in rest else rest[:-1]
+
+
+ANSWER_LANGUAGE = "Answer in {language}."
+"""Follows the question when the answer's language is set (``--answer-language``, or a recording's language)."""
 
 
 def user_turn(media_lines: Sequence[str], question: str) -> str:
@@ -126,6 +138,8 @@ def render_plan(plan) -> list[dict]:
     if any(e.source == "knowledge" for e in plan.context):
         lines.append(CITE_KNOWLEDGE)
     question = plan.question if not plan.correction else f"{plan.question}\n{plan.correction}"
+    if plan.answer_language:
+        question += "\n" + ANSWER_LANGUAGE.format(language=plan.answer_language)
     if plan.json_schema is not None:
         question += "\n" + JSON_ANSWER.format(schema=json.dumps(plan.json_schema, ensure_ascii=False))
     return chat_messages(lines, literal(question), tools=bool(plan.tools))

@@ -6,6 +6,10 @@
   ``application/dicom``, local files when allowed) and ``input_audio`` parts;
   ``"stream": true`` answers with server-sent ``chat.completion.chunk`` events
   ending in ``data: [DONE]``, otherwise one ``chat.completion`` with usage.
+- ``POST /v1/audio/transcriptions`` and ``/v1/audio/translations`` (Whisper: the
+  transcript, or its English translation, as json/text/srt/vtt/verbose_json) and
+  ``POST /v1/audio/speech`` (the neural voice, espeak-ng for other languages):
+  :mod:`multimodal.serve.audio`.
 - ``GET /v1/models`` (and ``/v1/models/{id}``): the one served model.
 - ``GET /health``: liveness and queue depth (no auth, no model details).
 
@@ -17,6 +21,7 @@ request leaves one audit line (:mod:`multimodal.serve.audit`).
 """
 
 import asyncio
+import hashlib
 import hmac
 import logging
 import time
@@ -61,6 +66,9 @@ def build_app(assistant, settings: ServeSettings | None = None):
     app.get("/v1/models")(api.list_models)
     app.get("/v1/models/{model_id:path}")(api.get_model)
     app.post("/v1/chat/completions")(api.chat_completions)
+    app.post("/v1/audio/transcriptions")(api.transcriptions)
+    app.post("/v1/audio/translations")(api.translations)
+    app.post("/v1/audio/speech")(api.speech)
     return app
 
 
@@ -137,6 +145,7 @@ class Api:
                                          headers={**call.headers, "Cache-Control": "no-cache",
                                                   "X-Accel-Buffering": "no"})
             text, usage = await self.collect(request, job, events, gone)
+            usage = usage or Usage()
             call.finish(200, usage=usage)
             return JSONResponse(completion(call.rid, call.created, chat.model, text, usage), headers=call.headers)
         except Exception as exc:
@@ -149,19 +158,90 @@ class Api:
             call.finish(err.status, err.code)
             return JSONResponse(err.body(), status_code=err.status, headers={**call.headers, **err.headers})
 
-    async def collect(self, request, job, events, gone: asyncio.Event) -> tuple[str, Usage]:
-        """A non-streamed answer's text and usage; the job is cancelled as soon as its client leaves."""
-        pieces, usage = [], Usage()
+    async def collect(self, request, job, events, gone: asyncio.Event) -> tuple[str, object]:
+        """A job's text pieces, joined, and its result (a chat's :class:`Usage`); the job is cancelled as soon as
+        its client leaves."""
+        pieces, result = [], None
         watcher = asyncio.create_task(self.watch_disconnect(request, job, gone))
         try:
             async for kind, value in events:
                 if kind == "piece":
                     pieces.append(value)
                 else:
-                    usage = value or usage
+                    result = value
         finally:
             watcher.cancel()
-        return "".join(pieces).strip(), usage
+        return "".join(pieces).strip(), result
+
+    # -- audio ------------------------------------------------------------
+
+    async def transcriptions(self, request: Request):
+        """Speech to text in the language spoken (OpenAI ``/v1/audio/transcriptions``)."""
+        return await self.audio_job(request, "transcribe")
+
+    async def translations(self, request: Request):
+        """Speech to English text (OpenAI ``/v1/audio/translations``)."""
+        return await self.audio_job(request, "translate")
+
+    async def speech(self, request: Request):
+        """Text to speech (OpenAI ``/v1/audio/speech``): the audio file, or a JSON error."""
+        from .audio import SPEECH_MODELS, parse_speech_request, speech_work
+
+        async def run(call):
+            said = parse_speech_request(parse_json(await self.read_body(request)), (*SPEECH_MODELS, self.model_id))
+            return speech_work(said), lambda result: result
+
+        return await self.run_job(request, run, "audio.speech")
+
+    async def audio_job(self, request, task: str):
+        from encoders.base import Transcriber
+
+        from .audio import WHISPER_MODELS, parse_audio_form, read_form, transcription_body, transcription_work
+        from .schema import MediaDigest
+
+        async def run(call):
+            speech = self.assistant.speech
+            if not isinstance(speech, Transcriber):
+                raise ApiError(404, "This server has no speech-to-text model.", code="model_not_found", param="model")
+            body = await self.read_body(request, "multipart/form-data")
+            form = read_form(request.headers.get("content-type", ""), body)
+            asked = parse_audio_form(form, task, (*WHISPER_MODELS, self.model_id, speech.name))
+            call.digests = [MediaDigest("audio", hashlib.sha256(asked.data).hexdigest(), len(asked.data))]
+            work = transcription_work(speech, asked, self.limits, self.assistant.config.speech_language)
+            return work, lambda result: transcription_body(*result, asked)
+
+        return await self.run_job(request, run, f"audio.{task.replace('transcribe', 'transcription')}s")
+
+    async def run_job(self, request, prepare, endpoint: str):
+        """Authorize, let ``prepare(call)`` check the request and give ``(work, render)``, queue the work, and
+        answer ``render(result)`` (``(body, media type)``; a dict is JSON); one audit line either way."""
+        from fastapi.responses import JSONResponse, Response
+
+        call = _Call(self, time.monotonic(), endpoint)
+        gone = asyncio.Event()
+        try:
+            self.authorize(request)
+            work, render = await prepare(call)
+            job = self.queue.submit(work, arrived=call.t0)
+            _, result = await self.collect(request, job, self.queue.events(job), gone)
+            body, media_type = render(result)
+            call.finish(200)
+            if isinstance(body, dict):
+                return JSONResponse(body, headers=call.headers)
+            return Response(body, media_type=media_type, headers=call.headers)
+        except Exception as exc:
+            if gone.is_set():
+                call.finish(499, "client_closed")
+                return Response(status_code=499)
+            err = as_api_error(exc)
+            if err.status >= 500 and not isinstance(exc, ApiError):
+                log.error("audio request failed: %s", type(exc).__name__)
+            call.finish(err.status, err.code)
+            return JSONResponse(err.body(), status_code=err.status, headers={**call.headers, **err.headers})
+
+    @property
+    def model_id(self) -> str:
+        return self.settings.model_name
 
     @staticmethod
     async def watch_disconnect(request, job, gone: asyncio.Event) -> None:
@@ -171,8 +251,9 @@ class Api:
         gone.set()
         job.cancel()
 
-    async def read_body(self, request) -> bytes:
-        """The JSON body, bounded in size (413) and in pauses (408); never both framings (400)."""
+    async def read_body(self, request, content_type: str = "application/json") -> bytes:
+        """The body (JSON, or the form of an audio upload), bounded in size (413) and in pauses (408); never
+        both framings (400)."""
         limit = self.settings.max_request_bytes
         declared = request.headers.get("content-length")
         if declared is not None and "transfer-encoding" in request.headers:  # request smuggling's favourite
@@ -182,9 +263,10 @@ class Api:
                 raise bad_request("Invalid Content-Length header.", code="invalid_header")
             if int(declared) > limit:
                 raise _too_large(limit)
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            raise ApiError(415, "Send the request as JSON (Content-Type: application/json).",
+        sent = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if sent != content_type:
+            what = "JSON" if content_type == "application/json" else "a form"
+            raise ApiError(415, f"Send the request as {what} (Content-Type: {content_type}).",
                            code="unsupported_media_type")
         chunks, size = [], 0
         parts = request.stream().__aiter__()
@@ -206,9 +288,9 @@ class Api:
 class _Call:
     """One chat completion in flight: its id, what the audit keeps, and its server-sent events."""
 
-    def __init__(self, api: Api, t0: float):
-        self.api, self.t0 = api, t0
-        self.rid = f"chatcmpl-{uuid.uuid4().hex}"
+    def __init__(self, api: Api, t0: float, endpoint: str = "chat.completions"):
+        self.api, self.t0, self.endpoint = api, t0, endpoint
+        self.rid = f"{'chatcmpl' if endpoint == 'chat.completions' else 'audio'}-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.headers = {"x-request-id": self.rid}
         self.chat = None
@@ -221,7 +303,7 @@ class _Call:
         self.api.audit.record(request_id=self.rid, status=status, code=code, latency_s=time.monotonic() - self.t0,
                               inputs=inputs, stream=bool(chat and chat.stream),
                               prompt_tokens=usage.prompt_tokens if usage else None,
-                              completion_tokens=usage.completion_tokens if usage else None)
+                              completion_tokens=usage.completion_tokens if usage else None, endpoint=self.endpoint)
 
     async def stream_events(self, first, events):
         """SSE frames: a role chunk, content chunks (or one chunk per tool call), the finish chunk, usage if asked,

@@ -54,11 +54,12 @@ class AuditLog:
 
     def record(self, *, request_id: str, status: int, latency_s: float, inputs=(), stream: bool = False,
                code: str | None = None, prompt_tokens: int | None = None,
-               completion_tokens: int | None = None) -> dict:
+               completion_tokens: int | None = None, endpoint: str = "chat.completions") -> dict:
         """Write one line; ``inputs`` are objects with ``kind``, ``sha256`` and ``size`` (``MediaDigest``)."""
         line = {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "request_id": request_id,
+            "endpoint": endpoint,
             **self.identity,
             "inputs": [{"kind": m.kind, "sha256": m.sha256, "bytes": m.size} for m in inputs],
             "stream": bool(stream),

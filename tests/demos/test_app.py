@@ -127,21 +127,23 @@ def test_dietitian_bad_portion_is_an_error(client):
 
 def test_consult_transcribe_answer_speak_export(client):
     audio = client.predict(api_name="/consult_sample")
-    transcript, status = client.predict(handle_file(audio), api_name="/consult_transcribe")
+    transcript, status, translation, language = client.predict(handle_file(audio), api_name="/consult_transcribe")
     assert transcript["headers"] == ["Start", "End", "Text"] and len(transcript["data"]) >= 1
-    assert transcript["data"][0][0].startswith("0:") and "transcribed" in status
+    assert transcript["data"][0][0].startswith("0:") and "in English transcribed" in status
+    assert language == "English (en)" and translation == ""  # the tiny stack's Whisper is English-only
 
-    outputs = _final(client.submit(handle_file(audio), transcript, "Summarise the complaint.",
+    outputs = _final(client.submit(handle_file(audio), transcript, "Summarise the complaint.", translation, language,
                                    api_name="/consult_answer"))
     answer, note, evidence = outputs[-1]
     assert answer and len(outputs) >= 2
     assert "**Consultation** (transcript)" in evidence
 
-    spoken = client.predict("Please rest and drink fluids.", True, api_name="/consult_speak")
-    assert Path(spoken).stat().st_size > 8000  # a second or more of 16 kHz speech
-    assert client.predict("anything", False, api_name="/consult_speak") is None
+    spoken = client.predict("Please rest and drink fluids.", True, language, api_name="/consult_speak")
+    assert Path(spoken).stat().st_size > 8000  # a second or more of speech
+    assert client.predict("anything", False, language, api_name="/consult_speak") is None
 
-    md_path, _ = client.predict(transcript, "Summarise the complaint.", answer, api_name="/consult_export")
+    md_path, _ = client.predict(transcript, "Summarise the complaint.", answer, "", language,
+                                api_name="/consult_export")
     assert "## Transcript" in Path(md_path).read_text()
 
 

@@ -79,3 +79,30 @@ def test_consult_answer_decodes_the_recording_with_the_demo_limit(tmp_path):
     _drain(ConsultWorkspace(assistant, DemoSettings()).answer(str(wav), None, "q"))
     (_, _, audios), = assistant.requests
     assert isinstance(audios[0], AudioClip)
+
+
+@pytest.mark.slow
+def test_a_german_consult_is_heard_translated_answered_and_spoken_in_german(tmp_path):
+    """Issue 16's "done when": the language, the transcript, its translation, an answer asked in German, a
+    German voice."""
+    from demos.common import gr  # noqa: F401 - the workspace's UI helpers need gradio
+    from multimodal.config import StackConfig
+    from multimodal.io.tts import synthesize, write_wav
+    from multimodal.pipeline import Assistant
+    from tests.scripted import scripted
+
+    said = "Ich habe seit drei Tagen Kopfschmerzen und leichtes Fieber."
+    wav = write_wav(synthesize(said, voice="de"), tmp_path / "konsultation.wav")
+    base = Assistant.load(StackConfig(llm="tiny-random", vision="", speech="medany-whisper-base", knowledge="none"))
+    prompts = []
+    assistant = scripted(base, lambda prompt: prompts.append(prompt) or ["Ruhen ", "Sie ", "sich ", "aus."])
+    consult = ConsultWorkspace(assistant, DemoSettings())
+    rows, status, translation, language = consult.transcribe(str(wav))
+    assert language.startswith("German (de, ") and "in German transcribed" in status
+    assert "Tagen" in " ".join(r[2] for r in rows) and "days" in translation
+    *_, (answer, _, evidence) = list(consult.answer(str(wav), rows, "Was soll ich tun?", translation, language))
+    assert answer == "Ruhen Sie sich aus." and "Consultation" in evidence
+    assert "spoken in German" in prompts[-1] and "English translation" in prompts[-1]
+    assert "Question: Was soll ich tun?\nAnswer in German." in prompts[-1]
+    rate, pcm = consult.speak(answer, True, language)
+    assert rate == 16_000 and len(pcm) > rate // 2  # espeak-ng's German voice says the four words

@@ -157,3 +157,13 @@ def test_embedded_transcribes_speech():
     options = whisper.DecodingOptions(language="en", without_timestamps=True, fp16=False)
     result = whisper.decode(model, mel, options)
     assert word_errors(result.text, REFERENCE) <= 1, result.text
+
+
+@pytest.mark.slow
+def test_embedded_base_is_assembled_verified_and_a_ctranslate2_folder():
+    folder = whisper_ct2.embedded_base_dir()
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
+        "config.json", "model.bin", "model.bin.verified.json", "tokenizer.json", "vocabulary.json"]
+    assert (folder / "model.bin").stat().st_size == whisper_ct2.WHISPER_BASE.size
+    dims, _ = whisper_ct2.convert_ct2_to_whisper(folder)
+    assert dims["n_vocab"] == 51865 and dims["n_audio_state"] == 512 and dims["n_text_layer"] == 6

@@ -162,3 +162,35 @@ def test_a_request_deadline_stops_transcription():
         enc.describe(clip)
     assert len(steps) == 4  # stopped at the fourth forward pass, not after both windows
     assert enc.describe(AudioClip(clip.samples[:16000]))  is not None  # hooks are gone afterwards
+
+
+def test_a_decoding_loop_is_said_once():
+    from encoders.whisper_encoder import without_loops
+
+    looped = "I have a lot of hair and I have a lot of hair and I have a lot of hair and I have a lot of hair and"
+    assert without_loops(looped) == "I have a lot of hair and"
+    assert without_loops("No, no, I said no. It hurts here and here.") == "No, no, I said no. It hurts here and here."
+
+
+def test_an_english_only_model_refuses_another_language(tiny):
+    assert not tiny.multilingual
+    heard = tiny.transcribe(_noise(1.0))
+    assert heard.language == "en" and heard.english == "" and heard.language_probability is None
+    with pytest.raises(InputError, match="English only"):
+        tiny.transcribe(_noise(1.0), language="de")
+
+
+@pytest.mark.slow
+def test_the_multilingual_base_identifies_transcribes_and_translates():
+    """espeak-ng Spanish and German (robotic voices: the words come out rough, the language does not)."""
+    from multimodal.io.tts import synthesize
+
+    base = create_encoder("medany-whisper-base")
+    assert base.multilingual and base.out_dim == 512
+    english = base.transcribe(synthesize(REFERENCE))
+    assert english.language == "en" and english.english == "" and word_errors(english.text, REFERENCE) <= 1
+    german = base.transcribe(synthesize("Ich habe seit drei Tagen Kopfschmerzen und leichtes Fieber.", voice="de"))
+    assert german.language == "de" and german.language_name == "German" and german.language_probability > 0.5
+    assert "Tagen" in german.text and "days" in german.english  # the translation is English
+    told = base.transcribe(synthesize("Me duele la cabeza.", voice="es"), language="es", translate=False)
+    assert told.language == "es" and told.english == "" and told.language_probability is None

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from multimodal import embedded
-from multimodal.embedded import CATALOGUE, EmbeddedLLM, WeightIntegrityError, embedded_gguf
+from multimodal.embedded import CATALOGUE, EmbeddedWeights, WeightIntegrityError, embedded_gguf
 from multimodal.errors import ModelLoadError
 
 PARTS = [b"GGUF" + bytes(range(256)) * 40, b"second part " * 300, b"tail"]
@@ -23,7 +23,7 @@ def fake_llm(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("MEDANY_CACHE", str(tmp_path / "cache"))
     whole = b"".join(PARTS)
-    entry = EmbeddedLLM(name="fake", model="Fake-1B", packages=tuple(f"fakellm-part{i}==1.0" for i in (1, 2, 3)),
+    entry = EmbeddedWeights(name="fake", model="Fake-1B", packages=tuple(f"fakellm-part{i}==1.0" for i in (1, 2, 3)),
                         files=tuple(f"data/part{i:02d}.bin" for i in (1, 2, 3)), filename="fake.gguf",
                         size=len(whole), sha256=hashlib.sha256(whole).hexdigest(), licence="test", source="test")
     monkeypatch.setitem(CATALOGUE, "fake", entry)

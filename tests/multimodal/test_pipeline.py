@@ -98,10 +98,10 @@ def test_silent_audio_is_reported_not_transcribed():
 
     assistant = Assistant.load(StackConfig(**TINY))
 
-    def never(clip):
+    def never(clip, **options):
         raise AssertionError("silence must not be sent to the speech recognizer")
 
-    assistant.speech.describe = never
+    assistant.speech.transcribe = never
     silent = AudioClip(np.zeros(16000, dtype=np.float32))
     messages, _ = assistant.build_messages(Request("what?", [], [silent]))
     assert "silent: no speech was heard" in messages[-1]["content"]
@@ -112,13 +112,34 @@ def test_a_recording_is_transcribed_once_however_often_its_request_is_planned():
     from multimodal.pipeline import Request
 
     assistant = Assistant.load(StackConfig(**TINY))
-    heard, real = [], assistant.speech.describe
-    assistant.speech.describe = lambda clip: heard.append(clip) or real(clip)
+    heard, real = [], assistant.speech.transcribe
+    assistant.speech.transcribe = lambda clip, **options: heard.append(clip) or real(clip, **options)
     clip = _clip()
     plans = [assistant.plan(Request("what?", [], [clip])) for _ in range(3)]
     assert len(heard) == 1 and plans[0].evidence == plans[2].evidence
     assistant.plan(Request("what?", [], [_clip()]))  # another recording is heard
     assert len(heard) == 2
+
+
+def test_a_recording_in_another_language_is_read_in_english_and_answered_in_its_own():
+    from encoders.base import Transcript
+    from multimodal.pipeline import Request
+
+    assistant = Assistant.load(StackConfig(**TINY))
+    assistant.speech.transcribe = lambda clip, **options: Transcript(
+        "Me duele la cabeza desde hace tres días.", "es", "I have had a headache for three days.", (), 0.97)
+    plan = assistant.plan(Request("¿Qué hago?", [], [_clip()]))
+    spoken = plan.media[0].evidence
+    assert spoken.text.startswith("recording (1.0 s), spoken in Spanish, transcript: \"Me duele la cabeza")
+    assert spoken.facts["symptom"] == ("headache",) and spoken.facts["duration"] == ("3 day",)  # from English
+    assert plan.answer_language == "Spanish"
+    messages, _ = assistant.build_messages(Request("¿Qué hago?", [], [_clip()]), plan=plan)
+    assert messages[-1]["content"].endswith("¿Qué hago?\nAnswer in Spanish.")
+    english = Assistant.load(StackConfig(**TINY, answer_language="en"))
+    english.speech.transcribe = assistant.speech.transcribe
+    assert english.plan(Request("What now?", [], [_clip()])).answer_language == "English"
+    with pytest.raises(InputError, match="Unknown language"):
+        Assistant.load(StackConfig(**TINY, answer_language="elvish")).plan(Request("hi"))
 
 
 def test_a_scans_only_projector_takes_dicoms_and_grayscale_but_not_colour_photos(tmp_path):

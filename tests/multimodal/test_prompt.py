@@ -48,6 +48,27 @@ def test_transcript_in_reads_back_the_transcript_line():
     assert transcript_in("recording (2.0 s), silent: no speech was heard") == ""
 
 
+def test_speech_in_another_language_gives_its_language_and_translation():
+    from multimodal.prompt import transcript_in, transcript_summary
+
+    line = transcript_summary("recording (2.4 s)", "Me duele la cabeza.", "Spanish", "My head hurts.")
+    assert line == 'recording (2.4 s), spoken in Spanish, transcript: "Me duele la cabeza.", English translation: ' \
+                   '"My head hurts."'
+    assert transcript_in(line) == "Me duele la cabeza."
+    assert transcript_summary("recording", "Hello.", "English") == 'recording, transcript: "Hello."'
+
+
+def test_the_answer_language_follows_the_question():
+    from types import SimpleNamespace
+
+    from multimodal.prompt import render_plan
+
+    plan = SimpleNamespace(media=[], context=[], question="What should I do?", correction=None, json_schema=None,
+                           tools=(), answer_language="German")
+    assert render_plan(plan)[-1]["content"].endswith("What should I do?\nAnswer in German.")
+    assert render_plan(SimpleNamespace(**{**vars(plan), "answer_language": None}))[-1]["content"].endswith("do?")
+
+
 def test_placeholders_typed_in_a_question_are_text_not_media():
     """Issue 13: a question containing `<image>` was refused (422 / exit 2) as a placeholder mismatch."""
     from multimodal.prompt import literal

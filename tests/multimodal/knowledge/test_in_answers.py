@@ -77,7 +77,10 @@ def test_the_pipeline_adds_the_rows_the_question_and_transcript_name(kb, tmp_pat
 
 
 def test_a_lookup_that_finds_nothing_says_so_in_the_prompt(kb):
+    import numpy as np
+
     from multimodal.config import StackConfig
+    from multimodal.io.types import MedicalImage
     from multimodal.pipeline import Assistant, Request
 
     assistant = Assistant.load(StackConfig(llm="tiny-random", vision="", speech="", max_new_tokens=4,
@@ -89,6 +92,9 @@ def test_a_lookup_that_finds_nothing_says_so_in_the_prompt(kb):
     found = assistant.plan(Request("What is the ICD-10 code for a tension headache?")).context
     assert not any(r.text.startswith("no match") for r in found)
     assert not assistant.plan(Request("How are you today?")).context  # no lookup asked: no line
+    # The faithfulness benchmark: with the line, the 0.5B model answered a photo's runner-up ("crab").
+    photo = MedicalImage(np.zeros((8, 8, 3), np.float32), {}, "photo")
+    assert not assistant.plan(Request("What food is in this photo?", [photo])).context  # the photo is asked
 
 
 def test_a_code_written_without_its_citation_gets_it(kb):

@@ -159,6 +159,28 @@ class ConsultWorkspace:
         log_event("consult.spoken", seconds=clip.duration_s)
         return clip.sample_rate, pcm
 
+    def note(self, transcript, translation: str = "", language: str = "", session: str | None = None):
+        """The consultation's SOAP note with coded findings: (Markdown, [note JSON, FHIR bundle JSON] files)."""
+        import json
+
+        from multimodal.consult_note import write_note
+
+        text = transcript_text(transcript)
+        if not text:
+            raise user_error("Transcribe a consultation first.", "No transcript")
+        code = language_code(language)
+        try:
+            with timed("consult.note", language=code) as facts:
+                note = write_note(self.assistant, text, code, (translation or "").strip() if code != "en" else "")
+                facts.update(symptoms=len(note.symptoms), medications=len(note.medications))
+                files = [self.private.write_text(session, "consult-note.json",
+                                                 json.dumps(note.as_dict(), indent=1, ensure_ascii=False)),
+                         self.private.write_text(session, "consult-note-fhir.json",
+                                                 json.dumps(note.fhir_bundle(), indent=1, ensure_ascii=False))]
+        except Exception as exc:
+            raise_ui_error("consult.note", exc)
+        return note.to_markdown(), [str(f) for f in files]
+
     def export(self, transcript, question, answer, session: str | None = None, translation: str = "",
                language: str = ""):
         rows = transcript.values.tolist() if hasattr(transcript, "values") else (transcript or [])
@@ -196,11 +218,13 @@ class ConsultWorkspace:
                 with g.Row():
                     speak = g.Checkbox(label="Speak the answer (offline voice)", value=False)
                     ask = g.Button("Answer", variant="primary", elem_id="consult-answer")
+                    write = g.Button("Write SOAP note", variant="secondary", elem_id="consult-note-button")
                     export = g.Button("Export report", variant="secondary")
                 answer = g.Markdown(elem_id="consult-answer-text", elem_classes=["medany-answer"])
                 note = g.Markdown(elem_classes=["medany-note"])
                 evidence = g.Markdown(elem_classes=["medany-evidence"], elem_id="consult-evidence")
                 spoken = g.Audio(label="Spoken answer", type="numpy", interactive=False, elem_id="consult-spoken")
+                soap = g.Markdown(elem_id="consult-note")
                 files = g.File(label="Report (Markdown and JSON)", file_count="multiple", interactive=False)
 
         heard = [transcript, status, translation, language]
@@ -213,5 +237,7 @@ class ConsultWorkspace:
         ask.click(self.answer, [audio, transcript, question, translation, language], [answer, note, evidence],
                   api_name="consult_answer", concurrency_id=LLM_SLOT) \
             .success(self.speak, [answer, speak, language], [spoken], api_name="consult_speak")
+        write.click(self.note, [transcript, translation, language, session], [soap, files], api_name="consult_note",
+                    concurrency_id=LLM_SLOT)
         export.click(self.export, [transcript, question, answer, session, translation, language], [files],
                      api_name="consult_export")

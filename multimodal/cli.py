@@ -2,6 +2,8 @@
 
     medany chat [--image FILE]... [--audio FILE]... "question"
     medany agent [--image FILE]... [--audio FILE]... [--tool NAME]... [--team] "question"   (answers through tools)
+    medany note AUDIO [--out-dir DIR]   (a consultation's SOAP note with coded findings, JSON and FHIR)
+    medany translate "text" [--to en] [--model HUB_ID]   (the LLM translates unless a model is named)
     medany info
     medany demo [--host H] [--port P] [--share-auth USER:PASS]
     medany serve [--host H] [--port P] [--api-key KEY]...   (OpenAI-compatible API)
@@ -72,6 +74,66 @@ def chat(question: str, image: Sequence[str] = (), audio: Sequence[str] = (), ti
         t = done.timings
         print(f"[inputs {t.inputs_s:.2f} s, tools {t.tools_s:.2f} s, first token {t.first_token_s:.2f} s, "
               f"{t.new_tokens} tokens at {t.tokens_per_s:.1f} tok/s]", file=sys.stderr)
+    return 0
+
+
+def note(audio: str, out_dir: str = "", config: StackConfig | None = None, out=None) -> int:
+    """Write a consultation's SOAP note with coded findings (Markdown on stdout; JSON and FHIR with --out-dir).
+
+    Args:
+        audio: the consultation's recording; sample:consult is the bundled clip
+        out_dir: also write consult-note.json and consult-note-fhir.json into this folder (created)
+    """
+    import json
+    from pathlib import Path
+
+    from encoders.base import Transcriber
+
+    from .consult_note import write_note
+    from .io import load_audio
+    from .pipeline import Assistant
+
+    out = out or sys.stdout
+    clip = load_audio(audio)  # a bad file is refused before any model loads
+    assistant = Assistant.load(config or StackConfig())
+    if not isinstance(assistant.speech, Transcriber):
+        raise InputError("This stack has no speech model (speech is empty).", code="no_speech")
+    heard = assistant.speech.transcribe(clip, language=assistant.config.speech_language)
+    written = write_note(assistant, heard.text, heard.language, heard.english)
+    out.write(f"Language: {heard.language_name}\nTranscript: {heard.text}\n")
+    if heard.english:
+        out.write(f"English: {heard.english}\n")
+    out.write("\n" + written.to_markdown() + "\n")
+    if out_dir:
+        folder = Path(out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "consult-note.json").write_text(json.dumps(written.as_dict(), indent=1, ensure_ascii=False))
+        (folder / "consult-note-fhir.json").write_text(json.dumps(written.fhir_bundle(), indent=1,
+                                                                  ensure_ascii=False))
+        print(f"[wrote consult-note.json and consult-note-fhir.json in {folder}]", file=sys.stderr)
+    return 0
+
+
+def translate(text: str, to: str = "en", source: str = "", model: str = "", config: StackConfig | None = None,
+              out=None) -> int:
+    """Translate a text: by the stack's LLM, or by a transformers translation model (--model, needs a hub).
+
+    Args:
+        text: what to translate
+        to: the target language (ISO 639-1: en, es, de ...)
+        source: the text's language (NLLB / M2M100 models need it)
+        model: a Marian / Opus-MT, NLLB or M2M100 hub id or folder (NLLB: non-commercial licence)
+    """
+    from .translate import Seq2SeqTranslator, translate_with_llm
+
+    out = out or sys.stdout
+    if model:
+        said = Seq2SeqTranslator(model).translate(text, to, source or None)
+    else:
+        from .pipeline import Assistant
+
+        said = translate_with_llm(Assistant.load(config or StackConfig()), text, to)
+    out.write(said + "\n")
     return 0
 
 
@@ -287,6 +349,8 @@ def _stack_config(args: argparse.Namespace) -> StackConfig:
 COMMANDS = {
     "chat": (chat, dict(positional=("question",), skip=("config", "out"))),
     "agent": (agent, dict(positional=("question",), skip=("config", "out"))),
+    "note": (note, dict(positional=("audio",), skip=("config", "out"))),
+    "translate": (translate, dict(positional=("text",), skip=("config", "out"))),
     "info": (info, dict(skip=("config", "out"))),
     "demo": (demo, dict(skip=("config", "settings"))),
     "serve": (serve, dict(skip=("config", "settings"))),

@@ -142,6 +142,12 @@ def test_consult_transcribe_answer_speak_export(client):
     assert Path(spoken).stat().st_size > 8000  # a second or more of speech
     assert client.predict("anything", False, language, api_name="/consult_speak") is None
 
+    note, files = client.predict(transcript, translation, language, api_name="/consult_note")
+    assert note.startswith("**Subjective.**") and "**Plan.**" in note
+    assert [Path(f).name for f in files] == ["consult-note.json", "consult-note-fhir.json"]
+    assert json.loads(Path(files[0]).read_text())["subjective"]
+    assert json.loads(Path(files[1]).read_text())["resourceType"] == "Bundle"
+
     md_path, _ = client.predict(transcript, "Summarise the complaint.", answer, "", language,
                                 api_name="/consult_export")
     assert "## Transcript" in Path(md_path).read_text()

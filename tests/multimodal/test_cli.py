@@ -115,3 +115,18 @@ def test_inputs_are_checked_before_any_model_loads(tmp_path, capsys, monkeypatch
     assert cli.main(["chat", "--image", str(heic), *TINY, "what?"]) == 2
     err = capsys.readouterr().err
     assert "HEIC" in err and "not supported" in err and "damaged" not in err.split("HEIC")[1]
+
+
+def test_note_prints_the_soap_note_and_writes_json_and_fhir(tmp_path, capsys):
+    import json
+
+    from multimodal.io.tts import synthesize, write_wav
+
+    wav = write_wav(synthesize("I have had a headache for two days."), tmp_path / "consult.wav")
+    small = [a if a != "4" else "2" for a in TINY]
+    assert cli.main(["note", str(wav), "--out-dir", str(tmp_path / "note"), *small]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Language: English\nTranscript: ") and "**Subjective.**" in out
+    written = json.loads((tmp_path / "note" / "consult-note.json").read_text())
+    assert set(written) >= {"subjective", "objective", "assessment", "plan", "symptoms", "medications"}
+    assert json.loads((tmp_path / "note" / "consult-note-fhir.json").read_text())["resourceType"] == "Bundle"

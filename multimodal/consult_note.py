@@ -1,0 +1,297 @@
+"""A consultation as a note: structured findings by rules, SOAP sections by the LLM under a JSON schema, FHIR.
+
+:func:`extract` reads a transcript (English: Whisper's translation of speech in
+another language) the way ConText does (Chapman et al., 2011): sentences are cut
+into clauses at ``;``, ``but``, ``although`` ...; a negation ("no", "not", "denies",
+"without" ...) or uncertainty ("maybe", "I think" ...) trigger earlier in a clause
+covers every finding after it in that clause ("no fever or chills", but "a headache
+but no fever"). Symptoms and medicines are the concepts the knowledge base links
+(HPO phenotypes, drugs), or the grounding check's own short lists without one; a
+medicine's dose, route and frequency, and a symptom's duration, come from the same
+clause. "Allergic to X" makes an allergy.
+
+:func:`write_note` adds the four SOAP sections, written by the LLM as one JSON
+object (constrained decoding: every section present) from the transcript and those
+findings as evidence. :meth:`ConsultNote.fhir_bundle` gives a FHIR R4B (4.3, the R4
+resources used here are unchanged) collection Bundle: a Condition per symptom
+(negated ones as ``refuted``), a MedicationStatement per medicine, an
+AllergyIntolerance per allergy, each coded with the knowledge base's ids.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from encoders.languages import language_name
+
+from . import terms
+from .evidence import WORD_NUMBERS, durations_in, note_evidence, transcript_evidence
+from .prompt import transcript_summary
+
+_CLAUSE = re.compile(r"[.;!?\n]+|,?\s+\b(?:but|although|though|however|whereas|except)\b", re.IGNORECASE)
+_NEGATION = re.compile(r"\b(?:no|not|never|denies|denied|deny|without|none|nor|neither|free of|negative for|"
+                       r"don't|doesn't|didn't|haven't|hasn't|isn't|wasn't|can't)\b", re.IGNORECASE)
+_UNCERTAIN = re.compile(r"\b(?:maybe|perhaps|possibly|possible|probably|might|may be|could be|not sure|unsure|"
+                        r"i think|i guess|seems?|suspect(?:ed)?)\b", re.IGNORECASE)
+_UNIT = (r"mg|milligrams?|mcg|micrograms?|g|grams?|ml|millilit(?:er|re)s?|tablets?|pills?|capsules?|puffs?|drops?|"
+         r"units?|teaspoons?|sachets?")
+_DOSE = re.compile(rf"\b(\d+(?:\.\d+)?|{'|'.join(WORD_NUMBERS)}|a|an|half a)\s*({_UNIT})\b", re.IGNORECASE)
+_FREQUENCY = re.compile(r"\b(?:(?:once|twice|thrice|(?:\w+|\d+) times)\s+(?:a|per|each|every)\s+(?:day|week|night)|"
+                        r"every\s+(?:\d+|\w+)\s+hours?|every (?:day|morning|evening|night)|daily|nightly|"
+                        r"at (?:night|bedtime)|in the (?:morning|evening)|as needed|when needed)\b", re.IGNORECASE)
+_ROUTES = (("inhaled", r"\binhal\w*|\bpuffs?\b|\binhaler\b"), ("topical", r"\bcream\b|\bointment\b|\bgel\b|\btopical"),
+           ("injection", r"\binject\w*|\bshots?\b"), ("eye drops", r"\beye drops?\b"),
+           ("oral", r"\bby mouth\b|\borally\b|\btablets?\b|\bpills?\b|\bcapsules?\b|\bsyrup\b"))
+_ALLERGY = re.compile(r"\ballergic to ([\w' -]+?)(?=[.,;!?]|\band\b|\bbut\b|$)|\ballerg(?:y|ies) to ([\w' -]+?)"
+                      r"(?=[.,;!?]|\band\b|\bbut\b|$)", re.IGNORECASE)
+
+
+@dataclass
+class Symptom:
+    name: str
+    """As the patient said it ("sore throat"); the knowledge base's name is :attr:`concept`."""
+    said: str
+    """The clause it was found in."""
+    negated: bool = False
+    uncertain: bool = False
+    duration: str | None = None
+    """``"3 day"`` (amount and unit, as the grounding check writes durations)."""
+    codes: tuple[str, ...] = ()
+    """Knowledge-base citations: ``("HPO:0002315",)``."""
+    concept: str = ""
+    """The knowledge base's name for it ("Pharyngalgia"), when it is linked."""
+
+
+@dataclass
+class Medication:
+    name: str
+    said: str
+    negated: bool = False
+    dose: str | None = None
+    route: str | None = None
+    frequency: str | None = None
+    codes: tuple[str, ...] = ()
+
+
+@dataclass
+class Allergy:
+    substance: str
+    said: str
+    codes: tuple[str, ...] = ()
+
+
+@dataclass
+class ConsultNote:
+    """What a consultation said, structured, and its SOAP sections."""
+
+    transcript: str
+    language: str = "en"
+    english: str = ""
+    symptoms: list[Symptom] = field(default_factory=list)
+    medications: list[Medication] = field(default_factory=list)
+    allergies: list[Allergy] = field(default_factory=list)
+    subjective: str = ""
+    objective: str = ""
+    assessment: str = ""
+    plan: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def to_markdown(self) -> str:
+        """The note as a clinician reads it: the four sections, then the coded findings."""
+        lines = [f"**{k.title()}.** {getattr(self, k)}" for k in SOAP_SECTIONS]
+        rows = [f"| symptom | {s.name} | {'absent' if s.negated else 'uncertain' if s.uncertain else 'present'}"
+                f"{f', {_plural(s.duration)}' if s.duration else ''} | {', '.join(s.codes)} |" for s in self.symptoms]
+        rows += [f"| medicine | {m.name} | {_dosage(m)} | {', '.join(m.codes)} |" for m in self.medications]
+        rows += [f"| allergy | {a.substance} | - | {', '.join(a.codes)} |" for a in self.allergies]
+        if rows:
+            lines += ["", "| finding | name | detail | codes |", "|---|---|---|---|", *rows]
+        return "\n\n".join(lines[:4]) + ("\n" + "\n".join(lines[4:]) if rows else "")
+
+    def findings_line(self) -> str:
+        """The findings as one evidence line: what the LLM writes the sections from."""
+        parts = [f"{'no ' if s.negated else ''}{s.name}{f' for {_plural(s.duration)}' if s.duration else ''}"
+                 f"{' (uncertain)' if s.uncertain else ''}" for s in self.symptoms]
+        parts += [f"{'not taking ' if m.negated else ''}{m.name}"
+                  + "".join(f" {x}" for x in (m.dose, m.route, m.frequency) if x) for m in self.medications]
+        parts += [f"allergic to {a.substance}" for a in self.allergies]
+        return "; ".join(parts) or "nothing the rules recognise"
+
+    def fhir_bundle(self) -> dict:
+        """A FHIR R4B collection Bundle of the structured findings (validated by ``fhir.resources``)."""
+        from .errors import require
+
+        bundle_cls = require("fhir.resources.R4B.bundle", "fhir").Bundle
+        entries = [_condition(s) for s in self.symptoms]
+        entries += [_medication_statement(m) for m in self.medications]
+        entries += [_allergy(a) for a in self.allergies]
+        bundle = {"resourceType": "Bundle", "type": "collection",
+                  "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": r} for r in entries]}
+        return bundle_cls.model_validate(bundle).model_dump(mode="json", exclude_none=True)
+
+
+def extract(text: str, knowledge=None) -> tuple[list[Symptom], list[Medication], list[Allergy]]:
+    """The symptoms, medicines and allergies ``text`` (English) states, with negation, uncertainty, durations,
+    doses, routes and frequencies (see the module docstring)."""
+    symptoms: dict[str, Symptom] = {}
+    medications: dict[str, Medication] = {}
+    allergies = _allergies(text, knowledge)
+    allergic = {a.substance.lower() for a in allergies}
+    for clause in (c.strip() for c in _CLAUSE.split(text)):
+        if not clause:
+            continue
+        for start, name, kind, codes, concept in _mentions(clause, knowledge):
+            before = clause[:start]
+            if kind == "symptom" and name not in symptoms:
+                durations = durations_in(clause)
+                symptoms[name] = Symptom(name, clause, bool(_NEGATION.search(before)),
+                                         bool(_UNCERTAIN.search(clause)), durations[0] if durations else None, codes,
+                                         concept)
+            elif kind == "medicine" and name not in medications and name.lower() not in allergic:
+                dose, frequency = _DOSE.search(clause), _FREQUENCY.search(clause)
+                route = next((r for r, pattern in _ROUTES if re.search(pattern, clause, re.IGNORECASE)), None)
+                medications[name] = Medication(name, clause, bool(_NEGATION.search(before)),
+                                               " ".join(dose.groups()).lower() if dose else None, route,
+                                               frequency.group(0).lower() if frequency else None, codes)
+    return list(symptoms.values()), list(medications.values()), allergies
+
+
+def write_note(assistant, transcript: str, language: str = "en", english: str = "",
+               max_chars: int | None = None) -> ConsultNote:
+    """The structured findings of ``transcript`` (read from ``english`` for another ``language``) and the SOAP
+    sections the assistant's LLM writes from them, as JSON under :func:`soap_schema`. Each section is at most
+    ``max_chars`` long: by default the stack's ``max_new_tokens`` (four sections of N characters are about N
+    tokens), from 16 to 200."""
+    from .calling import json_answer
+    from .structured import MAX_STRING_CHARS
+
+    if max_chars is None:
+        max_chars = min(MAX_STRING_CHARS, max(16, assistant.config.max_new_tokens))
+
+    read = english or transcript
+    symptoms, medications, allergies = extract(read, assistant.knowledge)
+    note = ConsultNote(transcript, language, english, symptoms, medications, allergies)
+    evidence = [transcript_evidence("Consultation", transcript_summary("recording", transcript,
+                                                                       language_name(language), english),
+                                    read, language),
+                note_evidence("Findings", note.findings_line())]
+    sections, *_ = json_answer(assistant, assistant.request(SOAP_QUESTION), soap_schema(max_chars), evidence)
+    note.subjective, note.objective, note.assessment, note.plan = (_whole(sections[k], max_chars)
+                                                                   for k in SOAP_SECTIONS)
+    return note
+
+
+def _whole(section: str, max_chars: int) -> str:
+    """A section cut by its length limit, back to its last whole sentence (when it has one)."""
+    section = section.strip()
+    if len(section) < max_chars:
+        return section
+    end = max(section.rfind(". "), section.rfind("! "), section.rfind("? "), section.rfind("."))
+    return section[:end + 1] if end > 0 else section
+
+
+SOAP_SECTIONS = ("subjective", "objective", "assessment", "plan")
+
+
+def soap_schema(max_chars: int = 200) -> dict:
+    """The JSON schema of the SOAP sections: an object of four required strings."""
+    return {"type": "object", "required": list(SOAP_SECTIONS),
+            "properties": {k: {"type": "string", "minLength": 1, "maxLength": max_chars} for k in SOAP_SECTIONS}}
+
+
+SOAP_QUESTION = ("Write the consultation's SOAP note: subjective (what the patient reports), objective (what was "
+                 "measured or observed; write 'Not recorded.' when nothing was), assessment and plan. Use only the "
+                 "consultation and its findings.")
+
+
+def _mentions(clause: str, knowledge) -> list[tuple[int, str, str, tuple[str, ...], str]]:
+    """``(start, name, "symptom"|"medicine", citations, concept)`` in ``clause``, from the knowledge base's links
+    and the grounding check's lists, in reading order, each span once. A symptom is named as said, a medicine by
+    its generic name."""
+    found, taken = [], []
+    if knowledge is not None:
+        for hit in knowledge.link(clause, kinds={"phenotype", "drug"}):
+            at = clause.lower().find(hit.mention.lower())
+            if at >= 0:
+                kind = "symptom" if hit.kind == "phenotype" else "medicine"
+                name = hit.mention.lower() if kind == "symptom" else hit.name
+                found.append((at, name, kind, (hit.citation,), hit.name))
+                taken.append(range(at, at + len(hit.mention)))
+    table = terms.categories()
+    for kind in ("symptom", "medicine"):
+        for start, name, _ in terms.mentions(clause, table[kind]):
+            if not any(start in span for span in taken):
+                found.append((start, name, kind, (), ""))
+                taken.append(range(start, start + len(name)))
+    return sorted(found)
+
+
+def _allergies(text: str, knowledge) -> list[Allergy]:
+    out = []
+    for m in _ALLERGY.finditer(text):
+        substance = (m.group(1) or m.group(2)).strip()
+        substance = re.sub(r"^(?:the|a|an|some)\s+", "", substance, flags=re.IGNORECASE)
+        codes = ()
+        if knowledge is not None:
+            hits = knowledge.link(substance, kinds={"drug", "food"}, everyday=True)
+            codes = (hits[0].citation,) if hits else ()
+            substance = hits[0].name if hits else substance
+        out.append(Allergy(substance, m.group(0), codes))
+    return out
+
+
+def _dosage(m: Medication) -> str:
+    return "not taken" if m.negated else " ".join(x for x in (m.dose, m.route, m.frequency) if x) or "taken"
+
+
+def _plural(duration: str) -> str:
+    amount, unit = duration.split()
+    return f"{amount} {unit}{'' if amount == '1' else 's'}"
+
+
+def _coding(codes: tuple[str, ...], text: str) -> dict:
+    systems = {"HPO": "http://human-phenotype-ontology.org", "ICD-10": "http://hl7.org/fhir/sid/icd-10-cm",
+               "DrugBank": "http://www.drugbank.ca", "USDA FDC": "https://fdc.nal.usda.gov",
+               "IFCT": "https://www.ifct2017.com"}
+    coding = []
+    for c in codes:
+        source, _, code = c.replace("HPO:", "HPO HP:").partition(" ")
+        coding.append({"system": systems.get(source, source), "code": code, "display": text})
+    return {"coding": coding, "text": text} if coding else {"text": text}
+
+
+def _condition(s: Symptom) -> dict:
+    resource = {"resourceType": "Condition", "code": {**_coding(s.codes, s.concept or s.name), "text": s.name},
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                                          "code": "problem-list-item"}]}],
+                "subject": {"display": "the patient of this consultation"},
+                "verificationStatus": {"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                    "code": "refuted" if s.negated else ("provisional" if s.uncertain else "confirmed")}]},
+                "note": [{"text": s.said}]}
+    if s.duration:
+        resource["onsetString"] = f"{_plural(s.duration)} before the consultation"
+    return resource
+
+
+def _medication_statement(m: Medication) -> dict:
+    dosage = _dosage(m) if not m.negated else ""
+    dosage = "" if dosage == "taken" else dosage
+    resource = {"resourceType": "MedicationStatement", "status": "not-taken" if m.negated else "active",
+                "medicationCodeableConcept": _coding(m.codes, m.name),
+                "subject": {"display": "the patient of this consultation"}, "note": [{"text": m.said}]}
+    if dosage:
+        resource["dosage"] = [{"text": dosage}]
+    return resource
+
+
+def _allergy(a: Allergy) -> dict:
+    return {"resourceType": "AllergyIntolerance", "code": _coding(a.codes, a.substance),
+            "patient": {"display": "the patient of this consultation"},
+            "verificationStatus": {"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+                "code": "unconfirmed"}]},
+            "note": [{"text": a.said}]}

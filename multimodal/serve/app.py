@@ -123,7 +123,7 @@ class Api:
 
     async def chat_completions(self, request: Request):
         """Validate, queue, answer (streamed or not), and audit one chat completion."""
-        from fastapi.responses import JSONResponse, Response, StreamingResponse
+        from fastapi.responses import JSONResponse, StreamingResponse
         from starlette.concurrency import run_in_threadpool
 
         call = _Call(self, time.monotonic())
@@ -149,14 +149,7 @@ class Api:
             call.finish(200, usage=usage)
             return JSONResponse(completion(call.rid, call.created, chat.model, text, usage), headers=call.headers)
         except Exception as exc:
-            if gone.is_set():  # the work was stopped because nobody is waiting for it
-                call.finish(499, "client_closed")
-                return Response(status_code=499)
-            err = as_api_error(exc)
-            if err.status >= 500 and not isinstance(exc, ApiError):
-                log.error("chat completion failed: %s", type(exc).__name__)
-            call.finish(err.status, err.code)
-            return JSONResponse(err.body(), status_code=err.status, headers={**call.headers, **err.headers})
+            return call.failed(exc, gone)
 
     async def collect(self, request, job, events, gone: asyncio.Event) -> tuple[str, object]:
         """A job's text pieces, joined, and its result (a chat's :class:`Usage`); the job is cancelled as soon as
@@ -230,14 +223,7 @@ class Api:
                 return JSONResponse(body, headers=call.headers)
             return Response(body, media_type=media_type, headers=call.headers)
         except Exception as exc:
-            if gone.is_set():
-                call.finish(499, "client_closed")
-                return Response(status_code=499)
-            err = as_api_error(exc)
-            if err.status >= 500 and not isinstance(exc, ApiError):
-                log.error("audio request failed: %s", type(exc).__name__)
-            call.finish(err.status, err.code)
-            return JSONResponse(err.body(), status_code=err.status, headers={**call.headers, **err.headers})
+            return call.failed(exc, gone)
 
     @property
     def model_id(self) -> str:
@@ -304,6 +290,20 @@ class _Call:
                               inputs=inputs, stream=bool(chat and chat.stream),
                               prompt_tokens=usage.prompt_tokens if usage else None,
                               completion_tokens=usage.completion_tokens if usage else None, endpoint=self.endpoint)
+
+    def failed(self, exc: Exception, gone: asyncio.Event):
+        """The response (and audit line) for a request that raised ``exc``: 499 when its client left (the work
+        was stopped because nobody waits for it), else the error in OpenAI's envelope."""
+        from fastapi.responses import JSONResponse, Response
+
+        if gone.is_set():
+            self.finish(499, "client_closed")
+            return Response(status_code=499)
+        err = as_api_error(exc)
+        if err.status >= 500 and not isinstance(exc, ApiError):
+            log.error("%s failed: %s", self.endpoint, type(exc).__name__)
+        self.finish(err.status, err.code)
+        return JSONResponse(err.body(), status_code=err.status, headers={**self.headers, **err.headers})
 
     async def stream_events(self, first, events):
         """SSE frames: a role chunk, content chunks (or one chunk per tool call), the finish chunk, usage if asked,

@@ -169,7 +169,9 @@ def test_dietitian_sample_photo_to_nutrients_and_advice(page, tmp_path):
     page.get_by_role("tab", name="Dietitian").click()
     page.locator("#dietitian-sample").click()  # the bundled fruit photo, then recognition
     page.wait_for_selector("#dietitian-photo img")
-    page.wait_for_function("document.querySelector('#dietitian-status').innerText.trim().length > 0",
+    # wait for recognition's own verdict: while it runs, the status box holds Gradio's progress text
+    page.wait_for_function("(() => { const t = document.querySelector('#dietitian-status').innerText;"
+                           " return t.includes('Add the foods by hand') || t.includes('Check the foods'); })()",
                            timeout=120_000)
     if "Add the foods by hand" in page.locator("#dietitian-status").inner_text():  # tiny stack: no ImageNet head
         add_food_by_hand(page, "lemon")

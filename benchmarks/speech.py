@@ -12,7 +12,7 @@ Reported per model and language: language-ID accuracy, WER (CER for Chinese,
 which has no spaces), chrF of the English translation against our English sentence
 (sacrebleu), and the real-time factor (seconds of compute per second of audio;
 below 1 is faster than speech). Then the voices: real-time factor of hibari (neural,
-English) and espeak-ng, and a round trip (voice -> Whisper base -> WER).
+English), Piper "joe" (neural, English) and espeak-ng, and a round trip (voice -> Whisper base -> WER).
 
 espeak-ng is a robotic formant synthesiser: absolute WERs here are far worse than
 on human speech; the comparison between models on the same clips is the point.
@@ -99,12 +99,14 @@ def summary(rows: list[dict]) -> list[dict]:
 
 def voices(transcriber) -> list[dict]:
     """Real-time factor of each voice and the round trip through Whisper (English sentences)."""
+    from multimodal.io.piper import joe_installed
     from multimodal.io.tts import resample
     from multimodal.io.types import SAMPLE_RATE, AudioClip
     from multimodal.io.voice import hibari_installed, speak
 
     out = []
-    for voice in (["hibari:heart"] if hibari_installed() else []) + ["espeak:en-us"]:
+    neural = (["hibari:heart"] if hibari_installed() else []) + (["piper:joe"] if joe_installed() else [])
+    for voice in neural + ["espeak:en-us"]:
         speak("Warm up.", "en", voice)
         made = spoken = errors = ref_units = 0.0
         for text in ENGLISH:

@@ -36,6 +36,7 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH = 1, 2, 3
 _EE_OK = 0
+_PHONEMES_IPA = 0x02
 
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
@@ -76,6 +77,8 @@ class _Engine:
         lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
         lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         data = loader.get_data_path().encode()
         self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data, _INITIALIZE_DONT_EXIT)
         if self.sample_rate <= 0:
@@ -92,8 +95,7 @@ class _Engine:
 
     def render(self, text: str, voice: str, rate_wpm: int, pitch: int) -> np.ndarray:
         lib = self.lib
-        if lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK and not self._set_by_language(voice):
-            raise InputError(f"Unknown speech voice {voice!r}; see list_voices().", code="unknown_voice")
+        self._set_voice(voice)
         lib.espeak_SetParameter(_PARAM_RATE, int(rate_wpm), 0)
         lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
         lib.espeak_SetParameter(_PARAM_VOLUME, 100, 0)
@@ -110,6 +112,23 @@ class _Engine:
         if not chunks:
             return np.zeros(0, dtype=np.int16)
         return np.concatenate(chunks)  # [T] int16
+
+    def ipa(self, text: str, voice: str) -> list[str]:
+        """``text`` as IPA phonemes, one string per clause (espeak-ng splits at clause punctuation)."""
+        self._set_voice(voice)
+        raw = ctypes.c_char_p(text.encode("utf-8") + b"\0")
+        # The pointer walks through our buffer clause by clause and ends as NULL.
+        pointer = ctypes.c_char_p(ctypes.addressof(ctypes.cast(raw, ctypes.POINTER(ctypes.c_char)).contents))
+        clauses = []
+        while pointer.value:
+            out = self.lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, _PHONEMES_IPA)
+            if out:
+                clauses.append(out.decode("utf-8", errors="replace"))
+        return clauses
+
+    def _set_voice(self, voice: str) -> None:
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK and not self._set_by_language(voice):
+            raise InputError(f"Unknown speech voice {voice!r}; see list_voices().", code="unknown_voice")
 
     def _set_by_language(self, voice: str) -> bool:
         # By-name lookup misses some language tags (en-gb lives in voice file "en");
@@ -196,6 +215,16 @@ def synthesize(text: str, *, voice: str = "en-us", rate_wpm: int = 160, pitch: i
         rate = engine.sample_rate
     samples = resample(pcm.astype(np.float32) / 32768.0, rate, SAMPLE_RATE)
     return AudioClip(samples=np.clip(samples, -1.0, 1.0).astype(np.float32), sample_rate=SAMPLE_RATE)
+
+
+def phonemize(text: str, voice: str = "en-us") -> list[str]:
+    """``text`` as espeak-ng's IPA phonemes in ``voice``, one string per clause (what Piper voices read)."""
+    if not isinstance(text, str) or not text.strip():
+        raise EmptyInputError("There is no text to speak.")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputTooLargeError(f"The text is too long to speak (limit {MAX_TEXT_CHARS} characters).")
+    with _LOCK:
+        return _engine().ipa(text, voice)
 
 
 def list_voices() -> list[dict]:

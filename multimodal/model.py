@@ -187,9 +187,9 @@ class MedAnyModel(nn.Module):
         with use_span_ids(self.span_ids(input_ids)):
             return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, **gen_kwargs)
 
-    @torch.no_grad()
     def logits_from(self, input_ids: Tensor, media: Mapping[str, Tensor] | None = None) -> Tensor:
-        """Logits ``[B, L, V]`` of a prompt with media already encoded."""
+        """Logits ``[B, L, V]`` of a prompt with media already encoded (differentiable in ``media`` when grad is
+        enabled: explanations take gradients through it)."""
         embeds = self.embed(input_ids, media)
         with use_span_ids(self.span_ids(input_ids)):
             return self.llm(inputs_embeds=embeds).logits

@@ -137,8 +137,18 @@ class Backend(ABC):
     def next_token_logits(self, input_ids: Tensor, media: Mapping[str, Tensor]) -> Tensor:
         """Raw logits ``[V]`` for the token after the prompt (parity tests, scoring)."""
 
+    @abstractmethod
+    def answer_logprobs(self, input_ids: Tensor, media: Mapping[str, Tensor], answer_ids: Tensor) -> Tensor:
+        """Log-probabilities ``[K]`` of the answer tokens ``answer_ids`` ``[K]`` following the prompt
+        (teacher-forced, raw logits: what an explanation measures the answer by)."""
+
     def describe(self) -> str:
         return self.name
+
+
+def token_logprobs(logits: Tensor, targets: Tensor) -> Tensor:
+    """``log softmax(logits)[k, targets[k]]`` ``[K]`` for next-token ``logits`` ``[K, V]`` (in fp32)."""
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.reshape(-1, 1).long()).squeeze(-1)
 
 
 def text_pieces(tokenizer, ids: Iterable[int]) -> Iterator[str]:

@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Mapping
 import torch
 from torch import Tensor
 
-from .base import Backend, GenerationSettings, context_length, stop_token_ids
+from .base import Backend, GenerationSettings, context_length, stop_token_ids, token_logprobs
 
 
 class TransformersBackend(Backend):
@@ -75,3 +75,11 @@ class TransformersBackend(Backend):
     def next_token_logits(self, input_ids: Tensor, media: Mapping[str, Tensor]) -> Tensor:
         ids = input_ids.reshape(1, -1).to(self.model.device)  # [1, L]
         return self.model.logits_from(ids, media)[0, -1].float().cpu()  # [V]
+
+    def answer_logprobs(self, input_ids: Tensor, media: Mapping[str, Tensor], answer_ids: Tensor) -> Tensor:
+        """Teacher-forced log-probabilities ``[K]``; differentiable in ``media`` when grad is enabled."""
+        prompt = input_ids.reshape(-1)
+        answer = answer_ids.reshape(-1).to(prompt.device)
+        ids = torch.cat([prompt, answer])[None]  # [1, L + K]
+        logits = self.model.logits_from(ids, media)[0, prompt.numel() - 1:-1]  # [K, V]: each predicts the next
+        return token_logprobs(logits, answer)

@@ -34,7 +34,7 @@ from torch import Tensor
 from ..cancel import checkpoint
 from ..errors import ModelLoadError, PlaceholderMismatchError, PromptError, PromptTooLongError, require
 from ..template import MEDIA_TOKEN_IDS
-from .base import Backend, GenerationSettings, choose_token, logits_processors, stop_token_ids
+from .base import Backend, GenerationSettings, choose_token, logits_processors, stop_token_ids, token_logprobs
 
 _KIND_OF_ID = {v: k for k, v in MEDIA_TOKEN_IDS.items()}
 BIDIRECTIONAL = ("image",)
@@ -90,13 +90,13 @@ class LlamaCppBackend(Backend):
 
     # -- decoding ---------------------------------------------------------------------
 
-    def _decode(self, batch, n: int, pos: int, want_logits: bool) -> None:
+    def _decode(self, batch, n: int, pos: int, want_logits: bool, every_logit: bool = False) -> None:
         batch.n_tokens = n
         for i in range(n):
             batch.pos[i] = pos + i
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = 0
-            batch.logits[i] = want_logits and i == n - 1
+            batch.logits[i] = every_logit or (want_logits and i == n - 1)
         rc = self.lib.llama_decode(self.llama.ctx, batch)
         if rc != 0:
             raise ModelLoadError(f"llama.cpp could not decode the prompt (llama_decode returned {rc}).")
@@ -126,8 +126,8 @@ class LlamaCppBackend(Backend):
                 if bidirectional:
                     self.lib.llama_set_causal_attn(self.llama.ctx, True)
 
-    def _logits(self) -> Tensor:
-        ptr = self.lib.llama_get_logits_ith(self.llama.ctx, -1)
+    def _logits(self, i: int = -1) -> Tensor:
+        ptr = self.lib.llama_get_logits_ith(self.llama.ctx, i)
         return torch.from_numpy(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy())  # [V]
 
     def _prefill(self, input_ids: Tensor, media: Mapping[str, Tensor], budget: int) -> int:
@@ -197,3 +197,19 @@ class LlamaCppBackend(Backend):
         with self._lock:
             self._prefill(input_ids, media, 0)
             return self._logits()
+
+    def answer_logprobs(self, input_ids: Tensor, media: Mapping[str, Tensor], answer_ids: Tensor) -> Tensor:
+        """Teacher-forced log-probabilities ``[K]``: the prompt is prefilled (its leading text reused from the
+        cache), then the answer's tokens but the last decode in batches with every position's logits kept."""
+        answer = answer_ids.reshape(-1).tolist()
+        with self._lock:
+            pos = self._prefill(input_ids, media, len(answer))
+            rows = [self._logits()]  # predicts answer[0]
+            for start in range(0, len(answer) - 1, self.batch):
+                checkpoint()
+                chunk = answer[start:min(start + self.batch, len(answer) - 1)]
+                for i, t in enumerate(chunk):
+                    self._tokens.token[i] = t
+                self._decode(self._tokens, len(chunk), pos + start, True, every_logit=True)
+                rows += [self._logits(i) for i in range(len(chunk))]
+        return token_logprobs(torch.stack(rows), torch.tensor(answer))  # [K]

@@ -140,3 +140,20 @@ def test_budget_stop_and_errors(pair):
         list(backend.generate_ids(ids, {}, GenerationSettings(max_new_tokens=3)))
     # After refusals the context still answers correctly.
     assert len(list(backend.generate_ids(ids, {}, GenerationSettings(max_new_tokens=3)))) == 3
+
+
+@pytest.mark.slow
+def test_answer_logprobs_agree_with_the_reference_and_with_stepwise_logits(pair):
+    """What explanations measure: the answer's teacher-forced log-probabilities, on both backends."""
+    hf, lc = pair
+    for ids, media in _prompts(hf):
+        answer = torch.tensor(hf.tokenizer("The film shows the chest.", add_special_tokens=False)["input_ids"])
+        a = hf.backend.answer_logprobs(ids, media, answer)
+        b = lc.backend.answer_logprobs(ids, media, answer)
+        assert a.shape == b.shape == answer.shape and bool((a <= 0).all())
+        assert (a - b).abs().max() < LOGIT_ATOL  # measured under the logits' own tolerance
+        first = torch.log_softmax(lc.backend.next_token_logits(ids, media).float(), -1)[answer[0]]
+        torch.testing.assert_close(b[0], first)  # position 0 is the prompt's own next-token prediction
+        whole = torch.cat([ids.reshape(-1), answer[:2]])
+        third = torch.log_softmax(lc.backend.next_token_logits(whole, media).float(), -1)[answer[2]]
+        assert abs(float(b[2] - third)) < 1e-3  # batched answer logits equal one-at-a-time decoding

@@ -37,6 +37,7 @@ from .report import Report, history_to_turns
 from .settings import DemoSettings
 
 SAMPLE_FILM = "sample:RG1_UNCR.dcm"
+FACT_HEADERS = ["Prompt part", "Value", "Log-probability lost"]
 MAX_STUDY_IMAGES = 12
 WINDOW_CHOICES = ["Default", "Auto"] + [name.replace("_", " ").capitalize() for name in PRESETS] + ["Custom"]
 EXAMPLE_QUESTIONS = [
@@ -72,6 +73,19 @@ def slider_ranges(meta: dict) -> tuple[tuple[float, float], tuple[float, float]]
         return (-1200.0, 3000.0), (1.0, 4000.0)
     top = float(2 ** int(meta.get("bits_stored") or 16))
     return (0.0, top), (1.0, top)
+
+
+def why_note(explanation) -> str:
+    """What each view of an explanation is and what it took (numbers only)."""
+    parts = []
+    if explanation.classifier is not None:
+        parts.append(f"{explanation.classifier.title}")
+    if explanation.answer_map is not None:
+        parts.append(explanation.answer_map.title)
+    if explanation.facts:
+        parts.append(f"{len(explanation.facts)} prompt facts removed one at a time")
+    seconds = sum(explanation.seconds.values())
+    return " · ".join(parts + [f"{explanation.passes} LLM passes in {seconds:.1f} s"])
 
 
 def _label(index: int, meta: dict, kind: str) -> str:
@@ -195,7 +209,9 @@ class ClinicianWorkspace:
     # -- chat ----------------------------------------------------------------
 
     def chat(self, question, history, study):
-        """Stream the answer about every image of the study: yields (history, history, question box, note, evidence).
+        """Stream the answer about every image of the study: yields (history, history, question box, note, evidence,
+        answer): the last is the finished :class:`~multimodal.pipeline.Answer` (None until then), which "Why?"
+        explains.
 
         The history comes from the server-side conversation state, never from the
         page: a chat component's content sent by a client is not trusted (the
@@ -207,7 +223,7 @@ class ClinicianWorkspace:
             raise user_error("Type a question first.", "No question")
         study = list(study or [])
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
-        yield history, history, "", "Thinking…", ""
+        yield history, history, "", "Thinking…", "", None
         answer = ""
         try:
             with timed("clinician.chat", images=len(study)):
@@ -216,7 +232,7 @@ class ClinicianWorkspace:
                           for e in study]
                 for answer in grounded_answer(self.assistant, question, images=images):
                     history[-1] = {"role": "assistant", "content": answer}
-                    yield history, history, "", "Answering…", ""
+                    yield history, history, "", "Answering…", "", None
         except Exception as exc:
             raise_ui_error("clinician.chat", exc)
         if not answer.strip():
@@ -224,16 +240,60 @@ class ClinicianWorkspace:
         t = self.assistant.last_timings
         log_event("clinician.answer", tokens=t.new_tokens, seconds=t.total_s,
                   revised=int(self.assistant.last_answer.revised))
-        yield history, history, "", timing_note(self.assistant), evidence_markdown(self.assistant.last_answer)
+        done = self.assistant.last_answer
+        yield history, history, "", timing_note(self.assistant), evidence_markdown(done), done
 
-    def export(self, history, study, session: str | None = None):
-        """Write the conversation as Markdown + JSON into the session's private folder; returns both paths."""
+    # -- why -----------------------------------------------------------------
+
+    def why(self, enabled, answer, label, study):
+        """Explain ``answer`` about the selected image, each view as soon as it is ready.
+
+        Yields (panel, answer map, Grad-CAM, fact rows, note, explanation for the report); hides the panel
+        when "Why?" is off.
+        """
+        g = gr()
+        if not enabled:
+            yield g.update(visible=False), None, g.update(value=None, visible=False), [], "", None
+            return
+        if answer is None:
+            yield (g.update(visible=True), None, g.update(value=None, visible=False), [],
+                   "Ask a question first: the explanation is of the last answer.", None)
+            return
+        from multimodal.explain import CAVEAT, explain_steps
+
+        index = self._image_index(study, label, answer)
+        pixels = answer.request.images[index - 1].pixels if answer.request.images else None
+        yield g.update(visible=True), None, g.update(value=None, visible=False), [], "Explaining…", None
+        try:
+            with timed("clinician.why", images=len(answer.request.images)) as facts:
+                for out in explain_steps(self.assistant, answer, index):
+                    maps = out.overlays(pixels) if pixels is not None else {}
+                    rows = [[f.part, f.text, round(f.delta, 3)] for f in out.facts]
+                    cam = maps.get("grad_cam")
+                    yield (g.update(visible=True), maps.get("answer_map"), g.update(value=cam, visible=cam is not None),
+                           rows, f"{CAVEAT}\n\n{why_note(out)}", None)
+                facts.update(passes=out.passes)
+        except Exception as exc:
+            raise_ui_error("clinician.why", exc)
+        yield (g.update(visible=True), maps.get("answer_map"), g.update(value=cam, visible=cam is not None), rows,
+               f"{CAVEAT}\n\n{why_note(out)}", out.as_dict(pixels))
+
+    @staticmethod
+    def _image_index(study, label, answer) -> int:
+        """1-based index of the selected image among those the answer saw (the first when it is not one)."""
+        labels = [entry["label"] for entry in study or []]
+        index = labels.index(label) + 1 if label in labels else 1
+        return index if index <= len(answer.request.images) else 1
+
+    def export(self, history, study, session: str | None = None, explained: dict | None = None):
+        """Write the conversation (and the last explanation, when there is one) as Markdown + JSON into the
+        session's private folder; returns both paths."""
         if not history:
             raise user_error("There is no conversation to export yet.", "Nothing to export")
         try:
             report = Report(workspace="clinician", turns=history_to_turns(history),
-                            images=[entry["meta"] for entry in study or []],
-                            models=model_names(self.assistant)).cite(self.assistant.knowledge)
+                            images=[entry["meta"] for entry in study or []], models=model_names(self.assistant),
+                            explanations=[explained] if explained else []).cite(self.assistant.knowledge)
             paths = report.export(self.private, session)
         except Exception as exc:  # never a traceback that could quote the conversation
             raise_ui_error("clinician.export", exc)
@@ -247,6 +307,8 @@ class ClinicianWorkspace:
         g = gr()
         study = g.State([])
         conversation = g.State([])  # the chat as the server saw it: exports and follow-ups read this
+        answered = g.State(None)  # the last Answer (its request and prompt plan): what "Why?" explains
+        explained = g.State(None)  # the last explanation, for the report
         session = g.State(new_session, delete_callback=self.private.end_session)
         with g.Row(equal_height=False):
             with g.Column(scale=5, min_width=360):
@@ -278,6 +340,18 @@ class ClinicianWorkspace:
                     export = g.Button("Export report", variant="secondary", elem_id="clinician-export")
                 note = g.Markdown(elem_classes=["medany-note"], elem_id="clinician-note")
                 evidence = g.Markdown(elem_classes=["medany-evidence"], elem_id="clinician-evidence")
+                why = g.Checkbox(label="Why? Show what the last answer rests on (maps and facts)", value=False,
+                                 elem_id="clinician-why")
+                with g.Column(visible=False, elem_id="clinician-why-panel") as why_panel:
+                    with g.Row():
+                        why_map = g.Image(label="Answer map: image tokens the answer rests on", type="numpy",
+                                          format="png", interactive=False, elem_id="clinician-why-map")
+                        why_cam = g.Image(label="Grad-CAM of the classifier line", type="numpy", format="png",
+                                          interactive=False, visible=False, elem_id="clinician-why-cam")
+                    why_facts = g.Dataframe(headers=FACT_HEADERS, datatype=["str", "str", "number"], type="array",
+                                            interactive=False, wrap=True, elem_id="clinician-why-facts",
+                                            label="Prompt facts: the answer's log-probability lost without each")
+                    why_note = g.Markdown(elem_classes=["medany-note"], elem_id="clinician-why-note")
                 g.Examples(EXAMPLE_QUESTIONS, inputs=[question], label="Example questions")
                 report_files = g.File(label="Report (Markdown and JSON)", file_count="multiple",
                                       interactive=False, visible=True, elem_id="clinician-report")
@@ -294,9 +368,14 @@ class ClinicianWorkspace:
         center.release(self.slide, [selector, center, width, study], view_out, api_visibility="undocumented")
         width.release(self.slide, [selector, center, width, study], view_out, api_visibility="undocumented")
         chat_args = dict(fn=self.chat, inputs=[question, conversation, study],
-                         outputs=[conversation, chatbot, question, note, evidence], concurrency_id=LLM_SLOT)
-        ask.click(api_name="clinician_chat", **chat_args)
-        question.submit(api_visibility="undocumented", **chat_args)
-        clear_chat.click(lambda: ([], [], "", ""), None, [conversation, chatbot, note, evidence],
-                         api_visibility="undocumented")
-        export.click(self.export, [conversation, study, session], [report_files], api_name="clinician_export")
+                         outputs=[conversation, chatbot, question, note, evidence, answered], concurrency_id=LLM_SLOT)
+        why_args = dict(fn=self.why, inputs=[why, answered, selector, study],
+                        outputs=[why_panel, why_map, why_cam, why_facts, why_note, explained], concurrency_id=LLM_SLOT)
+        ask.click(api_name="clinician_chat", **chat_args).success(api_visibility="undocumented", **why_args)
+        question.submit(api_visibility="undocumented", **chat_args).success(api_visibility="undocumented",
+                                                                            **why_args)
+        why.change(api_name="clinician_why", **why_args)
+        clear_chat.click(lambda: ([], [], "", "", None, None), None,
+                         [conversation, chatbot, note, evidence, answered, explained], api_visibility="undocumented")
+        export.click(self.export, [conversation, study, session, explained], [report_files],
+                     api_name="clinician_export")

@@ -34,6 +34,8 @@ class Report:
         tables: named tables, each ``{"headers": [...], "rows": [[...]]}``.
         models: which models answered (names only).
         sources: the knowledge-base row of every citation the answers write (:meth:`cite`).
+        explanations: why an answer (:meth:`multimodal.explain.Explanation.as_dict`, with its maps as base64
+            PNG under ``png``).
         created: ISO-8601 UTC timestamp.
     """
 
@@ -43,6 +45,7 @@ class Report:
     tables: dict[str, dict] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
     sources: list[dict] = field(default_factory=list)
+    explanations: list[dict] = field(default_factory=list)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).replace(microsecond=0).isoformat())
     disclaimer: str = DISCLAIMER
 
@@ -80,6 +83,13 @@ class Report:
             for turn in self.turns:
                 who = "Question" if turn.get("role") == "user" else "MedAny"
                 out += [f"**{who}:**", "", str(turn.get("content", "")).strip(), ""]
+        for why in self.explanations:
+            out += [f"## Why (image {why.get('image')})", "", why.get("caveat", ""), ""]
+            maps = [m["title"] for m in (why.get("classifier"), why.get("answer_map")) if m]
+            out += [f"- {title} (PNG in the JSON report)" for title in maps] + ([""] if maps else [])
+            rows = [[f["part"], f["text"], f"{f['delta_logprob']:+.3f}"] for f in why.get("facts", [])]
+            if rows:
+                out += [_md_table(["Prompt part", "Value", "Answer log-probability lost without it"], rows), ""]
         if self.sources:
             out += ["## Sources", ""] + [f"- [{r['citation']}] {r['name']}" + (f" ({r['detail']})" if r.get("detail")
                                                                                else "") for r in self.sources] + [""]

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -44,6 +44,8 @@ CAVEAT = ("These maps explain the model, not the disease: they show what this mo
 DICOM_FIELD_NAMES = {"modality": "DICOM modality", "body_part": "DICOM body part", "view": "DICOM view",
                      "age_band": "DICOM age", "sex": "DICOM sex"}
 """Header fields a fact attribution removes one at a time (those :func:`multimodal.prompt.dicom_summary` writes)."""
+OCCLUSION_BLOCK = 3
+"""Tokens per side of a block occlusion hides at once: a 7 x 7 grid takes 9 LLM passes instead of 49."""
 
 
 @dataclass
@@ -88,8 +90,29 @@ class Explanation:
     passes: int = 0
     """LLM passes over prompt and answer (1 per fact and per occluded block; 1 for gradient x input)."""
 
-    def as_dict(self) -> dict:
-        return {"image": self.image_index, "caveat": CAVEAT,
+    def overlays(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        """Each map drawn over ``pixels`` (the image as the answer saw it): ``{"grad_cam" | "answer_map":
+        uint8 [H, W, 3]}``; the answer map as a grid of token cells, Grad-CAM smoothed."""
+        from .overlay import heat_overlay
+
+        out = {}
+        if self.classifier is not None:
+            out["grad_cam"] = heat_overlay(pixels, self.classifier.values)
+        if self.answer_map is not None:
+            out["answer_map"] = heat_overlay(pixels, self.answer_map.values, grid=True)
+        return out
+
+    def as_dict(self, pixels: np.ndarray | None = None) -> dict:
+        """The explanation as JSON-ready data; with ``pixels``, each overlay as a base64 PNG under ``png``."""
+        png = {}
+        if pixels is not None:
+            import base64
+
+            from .overlay import png_bytes
+
+            png = {name: base64.b64encode(png_bytes(rgb)).decode("ascii")
+                   for name, rgb in self.overlays(pixels).items()}
+        return {"image": self.image_index, "caveat": CAVEAT, "png": png,
                 "classifier": self.classifier.as_dict() if self.classifier else None,
                 "answer_map": self.answer_map.as_dict() if self.answer_map else None,
                 "facts": [{"part": f.part, "text": f.text, "delta_logprob": round(f.delta, 5)} for f in self.facts],
@@ -250,13 +273,10 @@ def fact_weights(assistant, answer, parts: Sequence[tuple[str, str, object]] | N
 # -- all three -----------------------------------------------------------------------------------
 
 
-def explain(assistant, answer=None, image_index: int = 1, *, block: int = 3, method: str = "auto",
-            facts: bool = True) -> Explanation:
-    """Explain ``answer`` (default: the assistant's last) about image ``image_index`` of its request.
-
-    Grad-CAM is drawn when the image's evidence is the classifier line (a photo); a DICOM's evidence is its
-    header, whose fields the fact attribution weighs instead.
-    """
+def explain_steps(assistant, answer=None, image_index: int = 1, *, block: int = OCCLUSION_BLOCK,
+                  method: str = "auto", facts: bool = True) -> Iterator[Explanation]:
+    """As :func:`explain`, yielding the same :class:`Explanation` again as each view is ready (Grad-CAM, the
+    answer map, the facts): a page can show the quick views while the slow ones are computed."""
     answer = answer or assistant.last_answer
     if answer is None or not answer.text.strip():
         raise InputError("Ask a question first: there is no answer to explain.", code="empty_answer")
@@ -270,14 +290,27 @@ def explain(assistant, answer=None, image_index: int = 1, *, block: int = 3, met
     if item is not None and item.evidence.source == "classifier" and assistant.vision is not None:
         out.classifier = gradcam(assistant.vision, item.medium)
         out.seconds["grad_cam"] = time.perf_counter() - t
+        yield out
     if images:
         t = time.perf_counter()
         out.answer_map, out.passes = answer_map(assistant, answer, image_index, block, method)
         out.seconds["answer_map"] = time.perf_counter() - t
+        yield out
     if facts:
         t = time.perf_counter()
         parts = prompt_parts(answer.plan)
         out.facts = fact_weights(assistant, answer, parts)
         out.passes += len(parts) + 1
         out.seconds["facts"] = time.perf_counter() - t
+    yield out
+
+
+def explain(assistant, answer=None, image_index: int = 1, *, block: int = OCCLUSION_BLOCK, method: str = "auto",
+            facts: bool = True) -> Explanation:
+    """Explain ``answer`` (default: the assistant's last) about image ``image_index`` of its request.
+
+    Grad-CAM is drawn when the image's evidence is the classifier line (a photo); a DICOM's evidence is its
+    header, whose fields the fact attribution weighs instead.
+    """
+    *_, out = explain_steps(assistant, answer, image_index, block=block, method=method, facts=facts)
     return out

@@ -107,6 +107,17 @@ def test_upload_ask_stream_screenshot(page, tmp_path):
     assert (folder / "clinician.png").stat().st_size > 10_000
     assert film  # the uploaded-film path is exercised in test_upload_errors_show_in_page
 
+    page.locator("#clinician-why input").check()  # "Why?": the facts the answer rests on, and the map
+    page.wait_for_function("(() => { const n = document.querySelector('#clinician-why-facts');"
+                           " return n !== null && n.innerText.includes('Question'); })()", timeout=600_000)
+    facts = page.locator("#clinician-why-facts").inner_text()
+    assert "DICOM body part" in facts and "Question" in facts
+    assert "not the disease" in page.locator("#clinician-why-note").inner_text()
+    if os.environ.get("MEDANY_SCREENSHOT_STACK") == "embedded":  # the shipped projector splices the film
+        page.wait_for_selector("#clinician-why-map img")
+    page.locator("#clinician-why-panel").scroll_into_view_if_needed()
+    page.screenshot(path=str(folder / "clinician-why.png"), full_page=True)
+
 
 def test_upload_errors_show_in_page(page, tmp_path):
     from multimodal.samples import resolve_sample

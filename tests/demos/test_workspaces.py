@@ -106,3 +106,51 @@ def test_a_german_consult_is_heard_translated_answered_and_spoken_in_german(tmp_
     assert "Question: Was soll ich tun?\nAnswer in German." in prompts[-1]
     rate, pcm = consult.speak(answer, True, language)
     assert rate == 16_000 and len(pcm) > rate // 2  # espeak-ng's German voice says the four words
+
+
+@pytest.fixture(scope="module")
+def explaining_assistant(tmp_path_factory):
+    """The tiny stack with an image projector, answering one fixed sentence (a random LLM writes nothing)."""
+    from encoders import create_encoder
+    from multimodal.config import StackConfig
+    from multimodal.pipeline import Assistant
+    from projectors import create_projector, save_projector
+    from tests.scripted import scripted
+
+    img = create_projector("mlp2x_gelu", create_encoder("tiny_vit").out_dim, 64)
+    path = save_projector(img, tmp_path_factory.mktemp("proj") / "img", encoder="tiny_vit", llm="tiny-random")
+    base = Assistant.load(StackConfig(llm="tiny-random", vision="tiny_vit", speech="", knowledge="none",
+                                      max_new_tokens=16, image_projector=str(path)))
+    return scripted(base, lambda prompt: ["The film is ", "a CR of ", "the chest."])
+
+
+def test_why_explains_the_last_answer_beside_it_and_in_the_report(explaining_assistant, tmp_path):
+    import base64
+    import io
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+
+    from demos.common import gr  # noqa: F401 - the workspace's UI helpers need gradio
+    from demos.private import PrivateFiles
+
+    ws = ClinicianWorkspace(explaining_assistant, DemoSettings(), PrivateFiles(tmp_path))
+    study = ws.add_sample([])[0]
+    *_, (history, _, _, _, _, answer) = ws.chat("What does the film show?", [], study)
+    assert answer.text == "The film is a CR of the chest."
+    off = next(ws.why(False, answer, study[0]["label"], study))
+    assert off[0]["visible"] is False
+    first = next(ws.why(True, None, study[0]["label"], study))
+    assert "Ask a question first" in first[4]
+    steps = list(ws.why(True, answer, study[0]["label"], study))
+    panel, overlay, cam, rows, note, explained = steps[-1]
+    assert panel["visible"] and cam["visible"] is False  # a DICOM: read by its header, no classifier line
+    assert overlay.dtype == np.uint8 and overlay.ndim == 3
+    assert {r[0] for r in rows} >= {"Image 1 DICOM modality", "Image 1 DICOM body part", "Question"}
+    assert "not the disease" in note and "LLM passes" in note
+    png = Image.open(io.BytesIO(base64.b64decode(explained["png"]["answer_map"])))
+    assert png.size == (overlay.shape[1], overlay.shape[0])
+    md, js = ws.export(history, study, "session-1", explained)
+    assert "## Why (image 1)" in Path(md).read_text() and "DICOM body part" in Path(md).read_text()
+    assert json.loads(Path(js).read_text())["explanations"][0]["png"]["answer_map"] == explained["png"]["answer_map"]

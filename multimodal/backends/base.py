@@ -87,6 +87,12 @@ def choose_token(logits: Tensor, generated: list[int], settings: GenerationSetti
     return int(torch.multinomial(torch.softmax(scores, dim=-1), 1))
 
 
+def check_continuation(length: int, n: int) -> None:
+    """Refuse a continuation that is empty or leaves no token before it to condition on."""
+    if not 0 < n < length:
+        raise ValueError(f"Cannot score the last {n} of {length} tokens: at least one token must precede them.")
+
+
 def stop_token_ids(tokenizer, generation_config=None) -> frozenset[int]:
     """Ids that end an answer: EOS of the tokenizer and generation config, and the template's end of turn."""
     ids: set[int] = set()
@@ -136,6 +142,15 @@ class Backend(ABC):
     @abstractmethod
     def next_token_logits(self, input_ids: Tensor, media: Mapping[str, Tensor]) -> Tensor:
         """Raw logits ``[V]`` for the token after the prompt (parity tests, scoring)."""
+
+    def continuation_logprobs(self, input_ids: Tensor, n: int, media: Mapping[str, Tensor] | None = None) -> Tensor:
+        """Log-probabilities ``[n]`` of the last ``n`` tokens of ``input_ids`` ``[L]``, each given every token
+        before it (log-likelihood scoring: :mod:`multimodal.bench.likelihood`). The last ``n`` tokens are text;
+        media sentinels may sit before them."""
+        from ..errors import ScoringUnsupportedError
+
+        raise ScoringUnsupportedError(f"The {self.name} backend cannot score log-likelihoods; the transformers and "
+                                      "llama.cpp backends can (--backend transformers or --backend llamacpp).")
 
     def describe(self) -> str:
         return self.name

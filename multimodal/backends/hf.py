@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Mapping
 import torch
 from torch import Tensor
 
-from .base import Backend, GenerationSettings, context_length, stop_token_ids
+from .base import Backend, GenerationSettings, check_continuation, context_length, stop_token_ids
 
 
 class TransformersBackend(Backend):
@@ -75,3 +75,13 @@ class TransformersBackend(Backend):
     def next_token_logits(self, input_ids: Tensor, media: Mapping[str, Tensor]) -> Tensor:
         ids = input_ids.reshape(1, -1).to(self.model.device)  # [1, L]
         return self.model.logits_from(ids, media)[0, -1].float().cpu()  # [V]
+
+    @torch.no_grad()
+    def continuation_logprobs(self, input_ids: Tensor, n: int, media: Mapping[str, Tensor] | None = None) -> Tensor:
+        ids = input_ids.reshape(1, -1).to(self.model.device)  # [1, L]
+        length = ids.shape[1]
+        check_continuation(length, n)
+        # One forward pass: the logits at positions L-n-1 .. L-2 predict the last n tokens.
+        logits = self.model.logits_from(ids, media or {})[0, length - n - 1:length - 1].float()  # [n, V]
+        logp = torch.log_softmax(logits, dim=-1)  # [n, V]
+        return logp.gather(-1, ids[0, length - n:, None])[:, 0].cpu()  # [n]

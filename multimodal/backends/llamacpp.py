@@ -34,7 +34,7 @@ from torch import Tensor
 from ..cancel import checkpoint
 from ..errors import ModelLoadError, PlaceholderMismatchError, PromptError, PromptTooLongError, require
 from ..template import MEDIA_TOKEN_IDS
-from .base import Backend, GenerationSettings, choose_token, logits_processors, stop_token_ids
+from .base import Backend, GenerationSettings, check_continuation, choose_token, logits_processors, stop_token_ids
 
 _KIND_OF_ID = {v: k for k, v in MEDIA_TOKEN_IDS.items()}
 BIDIRECTIONAL = ("image",)
@@ -90,13 +90,14 @@ class LlamaCppBackend(Backend):
 
     # -- decoding ---------------------------------------------------------------------
 
-    def _decode(self, batch, n: int, pos: int, want_logits: bool) -> None:
+    def _decode(self, batch, n: int, pos: int, want_logits: bool, every: bool = False) -> None:
+        """Decode ``n`` entries of ``batch`` at positions ``pos``..; logits for the last one, or ``every`` one."""
         batch.n_tokens = n
         for i in range(n):
             batch.pos[i] = pos + i
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = 0
-            batch.logits[i] = want_logits and i == n - 1
+            batch.logits[i] = every or (want_logits and i == n - 1)
         rc = self.lib.llama_decode(self.llama.ctx, batch)
         if rc != 0:
             raise ModelLoadError(f"llama.cpp could not decode the prompt (llama_decode returned {rc}).")
@@ -126,8 +127,9 @@ class LlamaCppBackend(Backend):
                 if bidirectional:
                     self.lib.llama_set_causal_attn(self.llama.ctx, True)
 
-    def _logits(self) -> Tensor:
-        ptr = self.lib.llama_get_logits_ith(self.llama.ctx, -1)
+    def _logits(self, i: int = -1) -> Tensor:
+        """Logits ``[V]`` of the ``i``-th token of the last decoded batch (default: its last)."""
+        ptr = self.lib.llama_get_logits_ith(self.llama.ctx, i)
         return torch.from_numpy(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy())  # [V]
 
     def _prefill(self, input_ids: Tensor, media: Mapping[str, Tensor], budget: int) -> int:
@@ -197,3 +199,23 @@ class LlamaCppBackend(Backend):
         with self._lock:
             self._prefill(input_ids, media, 0)
             return self._logits()
+
+    def continuation_logprobs(self, input_ids: Tensor, n: int, media: Mapping[str, Tensor] | None = None) -> Tensor:
+        """As the transformers backend, from this one context: the prompt before the continuation is prefilled
+        (its cached prefix reused, so the choices of one question share it), then the continuation's tokens but
+        its last are decoded in one batch with logits kept for every token; no second model load."""
+        ids = input_ids.reshape(-1)
+        check_continuation(ids.numel(), n)
+        target = ids[-n:].long()  # [n]
+        rest = target[:-1].tolist()
+        with self._lock:
+            pos = self._prefill(ids[:-n], media or {}, n - 1)
+            rows = [self._logits()]  # the prompt's last position predicts the first continuation token
+            for start in range(0, len(rest), self.batch):
+                chunk = rest[start:start + self.batch]
+                for i, t in enumerate(chunk):
+                    self._tokens.token[i] = t
+                self._decode(self._tokens, len(chunk), pos + start, True, every=True)
+                rows += [self._logits(i) for i in range(len(chunk))]
+        logp = torch.log_softmax(torch.stack(rows).float(), dim=-1)  # [n, V]
+        return logp.gather(-1, target[:, None])[:, 0]  # [n]

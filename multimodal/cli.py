@@ -11,6 +11,7 @@
     medany deid IN... --out DIR
     medany train CONFIG [--resume]      (see multimodal.train)
     medany eval CONFIG [--out FILE]     (see multimodal.evaluate)
+    medany bench TASK --data DIR|--hub|--fixture [--out FILE] | --list   (medical benchmarks: docs/bench.md)
     medany knowledge build|info|search|link|show ["text"]
     medany mcp [--transport stdio|http] [--allow-files DIR]...   (the tools, for other agents)
 """
@@ -24,6 +25,7 @@ from typing import Sequence
 
 from demos.settings import DemoSettings
 
+from .bench.command import bench
 from .cli_args import add_options, options_of, values
 from .config import StackConfig
 from .errors import InputError, MedAnyError
@@ -355,6 +357,7 @@ COMMANDS = {
     "demo": (demo, dict(skip=("config", "settings"))),
     "serve": (serve, dict(skip=("config", "settings"))),
     "export": (export, dict(positional=("out",), skip=("config", "stdout"))),
+    "bench": (bench, dict(positional=("task",), skip=("config", "stdout"))),
 }
 SETTINGS = {"demo": (DemoSettings, dict(skip=("analytics", "quiet"))),
             "serve": (ServeSettings, dict(skip=("allow_local_files",)))}

@@ -103,3 +103,25 @@ def require(module: str, extra: str = "all"):
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - exercised only without extras
         raise MissingDependencyError(module, extra) from exc
+
+
+class UnknownTaskError(InputError):
+    """``medany bench`` was asked for a task it does not have (the message lists them)."""
+
+    code = "unknown_task"
+
+
+class MissingDataError(InputError):
+    """A benchmark's data folder is missing, or no data source was named."""
+
+    code = "missing_data"
+
+
+class DataLayoutError(InputError):
+    """A benchmark's data folder does not hold the published layout (files, columns, values) of its dataset."""
+
+    code = "data_layout"
+
+
+class ScoringUnsupportedError(MedAnyError, RuntimeError):
+    """The loaded backend cannot score log-likelihoods; the message names the backends that can."""

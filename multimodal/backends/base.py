@@ -137,10 +137,15 @@ class Backend(ABC):
     def next_token_logits(self, input_ids: Tensor, media: Mapping[str, Tensor]) -> Tensor:
         """Raw logits ``[V]`` for the token after the prompt (parity tests, scoring)."""
 
-    @abstractmethod
     def answer_logprobs(self, input_ids: Tensor, media: Mapping[str, Tensor], answer_ids: Tensor) -> Tensor:
         """Log-probabilities ``[K]`` of the answer tokens ``answer_ids`` ``[K]`` following the prompt
-        (teacher-forced, raw logits: what an explanation measures the answer by)."""
+        ``input_ids`` ``[L]``, each given every token before it (teacher-forced, raw logits): what an explanation
+        measures an answer by (:mod:`multimodal.explain`) and what log-likelihood scoring sums
+        (:mod:`multimodal.bench.likelihood`)."""
+        from ..errors import ScoringUnsupportedError
+
+        raise ScoringUnsupportedError(f"The {self.name} backend cannot score log-likelihoods; the transformers and "
+                                      "llama.cpp backends can (--backend transformers or --backend llamacpp).")
 
     def describe(self) -> str:
         return self.name

@@ -52,3 +52,38 @@ def test_should_stop_ends_generation_between_tokens(tiny_llm):
         if len(seen) == 3:
             stop.set()
     assert 3 <= len(seen) <= 4  # HF checks its criteria after the token it just produced
+
+
+def test_answer_logprobs_with_media_before_them(tiny_llm):
+    model = _model(tiny_llm)
+    backend = TransformersBackend(model)
+    tok = model.tokenizer
+    n_img = model.token_counts("image", [create_encoder("tiny_vit").num_tokens()])
+    ids = encode_conversation(tok, [{"role": "user", "content": "<image>\nwhat is it?"},
+                                    {"role": "assistant", "content": "A chest film"}],
+                              {"image": n_img}, add_generation_prompt=False).input_ids
+    media = model.encode_all(MediaBatch.of(image=torch.randn(1, 3, 32, 32)))
+    got = backend.answer_logprobs(ids[:-3], media, ids[-3:])  # [3]
+    logp = torch.log_softmax(model.logits_from(ids[None], media)[0].float(), dim=-1)  # [L, V]
+    want = torch.stack([logp[i - 1, ids[i]] for i in range(len(ids) - 3, len(ids))])
+    torch.testing.assert_close(got, want)
+    assert (got < 0).all()
+
+
+def test_a_backend_without_scoring_names_those_that_score():
+    import pytest
+
+    from multimodal.backends.base import Backend
+    from multimodal.errors import ScoringUnsupportedError
+
+    class Remote(Backend):
+        name = "remote"
+
+        def generate_ids(self, input_ids, media, settings, should_stop=None):
+            yield from ()
+
+        def next_token_logits(self, input_ids, media):
+            return torch.zeros(4)
+
+    with pytest.raises(ScoringUnsupportedError, match="transformers and llama.cpp backends can"):
+        Remote().answer_logprobs(torch.tensor([1, 2]), {}, torch.tensor([3]))

@@ -161,12 +161,13 @@ def answer_ids(tokenizer, text: str) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
-def _logprob(backend, enc, media, target: torch.Tensor) -> float:
+def mean_logprob(backend, enc, media, target: torch.Tensor) -> float:
+    """The answer ``target``'s mean per-token log-probability after the prompt ``enc`` with ``media``."""
     with torch.inference_mode():
         return float(backend.answer_logprobs(enc.input_ids, media, target).mean())
 
 
-def _image_rows(assistant, plan, image_index: int) -> slice | None:
+def image_rows(assistant, plan, image_index: int) -> slice | None:
     """Rows of the prompt's image features that belong to image ``image_index`` (None: not spliced)."""
     spliced = [item.index for item in plan.media if item.kind == "image" and item.spliced]
     if image_index not in spliced:
@@ -196,7 +197,7 @@ def answer_map(assistant, answer, image_index: int = 1, block: int = 1,
     if not isinstance(block, int) or block < 1:
         raise InputError("The occlusion block must be a whole number of tokens, at least 1.", code="invalid_value")
     request, plan = answer.request, answer.plan
-    rows = _image_rows(assistant, plan, image_index)
+    rows = image_rows(assistant, plan, image_index)
     if rows is None:
         return None, 0
     enc, media = assistant.encode_plan(request, plan)
@@ -210,7 +211,7 @@ def answer_map(assistant, answer, image_index: int = 1, block: int = 1,
             (grad,) = torch.autograd.grad(total, own)
         scores = (grad * own.detach()).sum(-1)  # [T]
         return Heatmap(as_grid(scores), "Answer map: gradient x input on the image tokens", "gradient-x-input"), 1
-    full = _logprob(assistant.backend, enc, media, target)
+    full = mean_logprob(assistant.backend, enc, media, target)
     grid = as_grid(np.zeros(rows.stop - rows.start))
     h, w = grid.shape
     mean = image[rows].mean(0)  # [D] the occluding token
@@ -221,7 +222,7 @@ def answer_map(assistant, answer, image_index: int = 1, block: int = 1,
             cells = [rows.start + r * w + c for r in range(top, min(top + block, h))
                      for c in range(left, min(left + block, w))]
             hidden[cells] = mean
-            grid[top:top + block, left:left + block] = full - _logprob(assistant.backend, enc,
+            grid[top:top + block, left:left + block] = full - mean_logprob(assistant.backend, enc,
                                                                        {**media, "image": hidden}, target)
             passes += 1
     return Heatmap(grid, f"Answer map: occlusion of {block}x{block} token blocks", "occlusion"), passes
@@ -262,11 +263,11 @@ def fact_weights(assistant, answer, parts: Sequence[tuple[str, str, object]] | N
     """Each prompt part's weight: the answer's mean per-token log-probability lost when it is removed."""
     target = answer_ids(assistant.tokenizer, answer.text)
     enc, media = assistant.encode_plan(answer.request, answer.plan)
-    full = _logprob(assistant.backend, enc, media, target)
+    full = mean_logprob(assistant.backend, enc, media, target)
     out = []
     for part, text, ablated in parts if parts is not None else prompt_parts(answer.plan):
         enc, media = assistant.encode_plan(answer.request, ablated)
-        out.append(FactWeight(part, text, full - _logprob(assistant.backend, enc, media, target)))
+        out.append(FactWeight(part, text, full - mean_logprob(assistant.backend, enc, media, target)))
     return sorted(out, key=lambda f: -f.delta)
 
 

@@ -166,6 +166,14 @@ def _engine() -> _Engine:
     return _ENGINE
 
 
+def check_text(text) -> None:
+    """Refuse what cannot be spoken: no text, or more than :data:`MAX_TEXT_CHARS` characters."""
+    if not isinstance(text, str) or not text.strip():
+        raise EmptyInputError("There is no text to speak.")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputTooLargeError(f"The text is too long to speak (limit {MAX_TEXT_CHARS} characters).")
+
+
 def resample(x: np.ndarray, src_rate: int, dst_rate: int, half_width: int = 16) -> np.ndarray:
     """Band-limited resampling of mono ``x [T]`` (Kaiser-windowed sinc, pure function).
 
@@ -201,10 +209,7 @@ def synthesize(text: str, *, voice: str = "en-us", rate_wpm: int = 160, pitch: i
     ``fr``, variants as ``en-us+f3``); ``rate_wpm`` in words per minute
     (80-450); ``pitch`` 0-100. Thread-safe: calls are serialised.
     """
-    if not isinstance(text, str) or not text.strip():
-        raise EmptyInputError("There is no text to speak.")
-    if len(text) > MAX_TEXT_CHARS:
-        raise InputTooLargeError(f"The text is too long to speak (limit {MAX_TEXT_CHARS} characters).")
+    check_text(text)
     if not RATE_RANGE[0] <= rate_wpm <= RATE_RANGE[1]:
         raise InputError(f"Speech rate must be between {RATE_RANGE[0]} and {RATE_RANGE[1]} words per minute.")
     if not PITCH_RANGE[0] <= pitch <= PITCH_RANGE[1]:
@@ -219,10 +224,7 @@ def synthesize(text: str, *, voice: str = "en-us", rate_wpm: int = 160, pitch: i
 
 def phonemize(text: str, voice: str = "en-us") -> list[str]:
     """``text`` as espeak-ng's IPA phonemes in ``voice``, one string per clause (what Piper voices read)."""
-    if not isinstance(text, str) or not text.strip():
-        raise EmptyInputError("There is no text to speak.")
-    if len(text) > MAX_TEXT_CHARS:
-        raise InputTooLargeError(f"The text is too long to speak (limit {MAX_TEXT_CHARS} characters).")
+    check_text(text)
     with _LOCK:
         return _engine().ipa(text, voice)
 

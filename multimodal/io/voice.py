@@ -30,9 +30,9 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import EmptyInputError, InputError, InputTooLargeError
+from ..errors import InputError
 from .piper import joe, joe_installed
-from .tts import MAX_TEXT_CHARS, RATE_RANGE, list_voices, synthesize
+from .tts import RATE_RANGE, check_text, list_voices, synthesize
 from .types import AudioClip
 
 OPENAI_VOICES = frozenset("alloy ash ballad coral echo fable nova onyx sage shimmer verse marin cedar".split())
@@ -98,7 +98,7 @@ def speak(text: str, language: str = "en", voice: str | None = None, speed: floa
 def speak_sentences(text: str, language: str = "en", voice: str | None = None,
                     speed: float = 1.0) -> Iterator[AudioClip]:
     """One clip per sentence of ``text``, each as soon as it is made."""
-    _check_text(text)
+    check_text(text)
     if not SPEED_RANGE[0] <= float(speed) <= SPEED_RANGE[1]:
         raise InputError(f"Speed must be between {SPEED_RANGE[0]} and {SPEED_RANGE[1]}.", code="invalid_value")
     chosen = choose_voice(language, voice)
@@ -143,13 +143,6 @@ def wav_bytes(clip: AudioClip) -> bytes:
 def pcm16(clip: AudioClip) -> bytes:
     """Raw little-endian 16-bit samples of ``clip``."""
     return (np.clip(np.asarray(clip.samples, dtype=np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
-
-
-def _check_text(text) -> None:
-    if not isinstance(text, str) or not text.strip():
-        raise EmptyInputError("There is no text to speak.")
-    if len(text) > MAX_TEXT_CHARS:
-        raise InputTooLargeError(f"The text is too long to speak (limit {MAX_TEXT_CHARS} characters).")
 
 
 _HIBARI = None

@@ -20,6 +20,7 @@ Letters: T samples.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import re
@@ -81,10 +82,16 @@ def choose_voice(language: str = "en", voice: str | None = None) -> Voice:
     if language == "en" and joe_installed():
         return Voice("piper", "joe", "en")
     name = _ESPEAK_NAMES.get(language, language)
-    known = {v["language"].lower() for v in list_voices()}
+    known = espeak_languages()
     if name not in known and not any(k.startswith(f"{name}-") for k in known):
         raise InputError(f"No installed voice speaks {language!r}.", code="unknown_voice")
     return Voice("espeak", name, language)
+
+
+@functools.cache
+def espeak_languages() -> frozenset[str]:
+    """The language tags espeak-ng's installed voices speak (read once: the voice data does not change)."""
+    return frozenset(v["language"].lower() for v in list_voices())
 
 
 def speak(text: str, language: str = "en", voice: str | None = None, speed: float = 1.0) -> AudioClip:

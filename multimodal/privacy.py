@@ -23,15 +23,26 @@ of ``batch_size``, each conversation's gradient is clipped to ``C``
 (``max_grad_norm``), the clipped gradients are summed, Gaussian noise of
 standard deviation ``sigma * C`` is added, the sum is divided by ``E[B]`` and
 AdamW steps. ``sigma`` is calibrated once so that the accountant reaches the
-target epsilon exactly at the run's last step. Noise comes from torch's global
-RNG, which checkpoints save, so a resumed run is the uninterrupted one; the
-accountant's history is plain JSON in ``trainer_state.json``.
+target epsilon exactly at the run's last step.
+
+The guarantee holds only while the batches and the noise are unpredictable,
+so both come from generators seeded by a secret drawn from the operating
+system (``dp.seed`` replaces it for reproducible experiments, and voids the
+guarantee for whoever knows it). The secret, the noise generator's state and
+the accountant's history are plain JSON in each checkpoint's
+``trainer_state.json``, so a resumed run is the uninterrupted one; checkpoints
+are therefore as private as the data. The saved projector's ``projector.json``
+records the guarantee and nothing computed from the training data without
+noise (no training losses, no dataset hash). Secure mode against
+floating-point attacks (Opacus's ``secure_mode``, torchcsprng) is not used.
 
 Letters: B conversations in a chunk, n media items of one kind, P a parameter's shape.
 """
 
 from __future__ import annotations
 
+import random
+import secrets
 import warnings
 
 import torch
@@ -119,15 +130,19 @@ class PrivateTraining:
                 accountant=dp.accountant)
         self.accountant = create_accountant(dp.accountant)
         self.hooks = [per_sample_hooks(name, proj) for name, proj in model.projectors.items()]
+        self.secret = dp.seed if dp.seed is not None else secrets.randbits(63)
+        self.noise = torch.Generator(device=self.params[0].device)
+        self.noise.manual_seed(random.Random(f"{self.secret}:noise").getrandbits(63))
         self.optimizer = DPOptimizer(optimizer, noise_multiplier=self.noise_multiplier,
                                      max_grad_norm=dp.max_grad_norm, expected_batch_size=expected_batch_size,
-                                     loss_reduction="mean")
+                                     loss_reduction="mean", generator=self.noise)
         self.projectors = dict(model.projectors.items())
         self._folded: list[list[Tensor]] = [[] for _ in self.params]
 
-    def batches(self, n: int, *, seed: int, start: int, stop: int) -> PoissonBatches:
-        """The Poisson batch sampler of steps ``start .. stop-1``."""
-        return PoissonBatches(n, self.sample_rate, seed=seed, start=start, stop=stop)
+    def batches(self, n: int, *, start: int, stop: int) -> PoissonBatches:
+        """The Poisson batch sampler of steps ``start .. stop-1`` (seeded by the run's secret)."""
+        return PoissonBatches(n, self.sample_rate, seed=random.Random(f"{self.secret}:batches").getrandbits(63),
+                              start=start, stop=stop)
 
     def backward(self, model: nn.Module, batch: dict, autocast) -> Tensor:
         """Forward and backward one chunk, keeping each conversation's gradient; returns the losses ``[B]``."""
@@ -184,21 +199,25 @@ class PrivateTraining:
         return sum(int(n) for _, _, n in self.accountant.history)
 
     def state_dict(self) -> dict:
-        """Plain JSON: the accountant's history and what calibrated it."""
+        """Plain JSON: the accountant's history, what calibrated it, the secret seed and the noise generator."""
         state = self.accountant.state_dict()
         return {"accountant": {"mechanism": state["mechanism"], "history": [list(h) for h in state["history"]]},
-                "noise_multiplier": self.noise_multiplier, "sample_rate": self.sample_rate}
+                "noise_multiplier": self.noise_multiplier, "sample_rate": self.sample_rate,
+                "secret_seed": self.secret, "noise_rng": self.noise.get_state().tolist()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue the accountant of a checkpoint written with the same privacy settings."""
+        """Continue the accountant and the randomness of a checkpoint written with the same privacy settings."""
         acc = state.get("accountant", {})
         if (acc.get("mechanism") != self.accountant.mechanism() or state.get("sample_rate") != self.sample_rate
-                or state.get("noise_multiplier") != self.noise_multiplier):
+                or state.get("noise_multiplier") != self.noise_multiplier
+                or (self.dp.seed is not None and state.get("secret_seed") != self.dp.seed)):
             raise PrivacyError("The checkpoint's privacy accounting does not match this config (the accountant, "
-                               "epsilon, delta, step count, batch size or data size changed); resume with the "
-                               "settings of the checkpointed run.")
+                               "epsilon, delta, seed, step count, batch size or data size changed); resume with "
+                               "the settings of the checkpointed run.")
         self.accountant.load_state_dict({"mechanism": acc["mechanism"],
                                          "history": [tuple(h) for h in acc["history"]]})
+        self.secret = int(state["secret_seed"])
+        self.noise.set_state(torch.tensor(state["noise_rng"], dtype=torch.uint8))
 
     def manifest(self) -> dict:
         """What a shipped projector records about its privacy guarantee."""
@@ -206,7 +225,9 @@ class PrivateTraining:
                 "max_grad_norm": self.dp.max_grad_norm, "noise_multiplier": self.noise_multiplier,
                 "sample_rate": self.sample_rate, "expected_batch_size": self.expected_batch_size,
                 "steps": self.steps_taken(), "accountant": self.dp.accountant, "sampling": "poisson",
-                "unit": "conversation"}
+                "unit": "conversation",
+                "randomness": "secret" if self.dp.seed is None else "fixed by dp.seed: no guarantee against whoever "
+                                                                    "knows it"}
 
     def close(self) -> None:
         """Detach the hooks and drop Opacus's per-parameter attributes (training is over)."""

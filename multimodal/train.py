@@ -316,7 +316,7 @@ def fit(run: Run, t_start: float) -> dict:
     config, env = run.config, run.env
     pad_id = run.model.tokenizer.pad_token_id
     if run.private is not None:  # one Poisson batch per step, as chunks of batch_size
-        sampler = run.private.batches(len(run.dataset), seed=config.seed, start=run.start, stop=run.total)
+        sampler = run.private.batches(len(run.dataset), start=run.start, stop=run.total)
         collate_fn = partial(collate_chunks, pad_id=pad_id, size=config.batch_size)
     else:
         sampler = MicroBatches(len(run.dataset), config, env, run.start * config.grad_accum,
@@ -494,9 +494,12 @@ def _with_real_encoders(model, encoders):
 def _save_projectors(model, config: TrainConfig, out_dir, *, step: int, data: dict,
                      metrics: dict | None = None, privacy: dict | None = None) -> None:
     """Write every projector; ``data`` is the provenance from :func:`_data_provenance`, ``privacy`` the
-    guarantee of a differentially private run (``dp`` in ``projector.json``)."""
+    guarantee of a differentially private run (``dp`` in ``projector.json``, which then holds neither the
+    training losses nor the dataset's sha256: one could test a guessed record against the hash)."""
     from projectors import save_projector
 
+    if privacy:  # what is shared carries nothing computed from the training data without noise
+        data, metrics = {"file": data["file"], "sha256": None}, None
     for kind, proj in model.projectors.items():
         save_projector(proj, Path(out_dir) / f"{kind}_projector", encoder=config.encoder_for(kind), llm=config.llm,
                        stage=config.stage, step=step, data=data, seed=config.seed,

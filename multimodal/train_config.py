@@ -42,6 +42,10 @@ class DPConfig:
     """Per-conversation clipping bound C: the L2 norm of one conversation's gradient over all projector parameters."""
     accountant: str = "rdp"
     """Privacy accountant: ``rdp`` (Renyi DP) or ``prv`` (privacy random variables, usually tighter)."""
+    seed: int | None = None
+    """Seed of the Poisson sampling and the noise, for reproducible experiments only: whoever knows it can
+    regenerate both, which voids the guarantee. None (the default): a secret seed from the operating system,
+    kept in the checkpoints alone (keep them as private as the training data)."""
 
     def __post_init__(self):
         if not _positive(self.epsilon):
@@ -52,6 +56,8 @@ class DPConfig:
             raise InputError("dp.max_grad_norm must be a positive finite number.")
         if self.accountant not in ACCOUNTANTS:
             raise InputError(f"dp.accountant must be one of {', '.join(ACCOUNTANTS)}.")
+        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0):
+            raise InputError("dp.seed must be a non-negative integer, or null for a secret seed.")
         self.epsilon, self.max_grad_norm = float(self.epsilon), float(self.max_grad_norm)
 
     @classmethod

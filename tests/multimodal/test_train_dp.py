@@ -45,6 +45,8 @@ def _cfg(tmp_path, **kw) -> TrainConfig:
     ({**DP, "max_grad_norm": -1}, "dp.max_grad_norm must be a positive"),
     ({**DP, "max_grad_norm": True}, "dp.max_grad_norm must be a positive"),
     ({**DP, "accountant": "moments"}, "dp.accountant must be one of rdp, prv"),
+    ({**DP, "seed": -1}, "dp.seed must be a non-negative integer"),
+    ({**DP, "seed": 1.5}, "dp.seed must be a non-negative integer"),
 ])
 def test_config_rejects_bad_dp_settings(tmp_path, dp, message):
     with pytest.raises(InputError, match=message):
@@ -56,7 +58,7 @@ def test_config_refuses_dp_with_lora_and_round_trips(tmp_path):
         TrainConfig.from_file(write_config(tmp_path, stage=2, lora=True, dp=DP))
     cfg = TrainConfig.from_file(write_config(tmp_path, dp=DP))
     assert cfg.dp == DPConfig(8.0, 1e-3, 1.0, "rdp")
-    assert json.loads(cfg.to_json())["dp"] == {**DP, "accountant": "rdp"}
+    assert json.loads(cfg.to_json())["dp"] == {**DP, "accountant": "rdp", "seed": None}
     assert TrainConfig.from_dict(json.loads(cfg.to_json())).dp == cfg.dp
     assert TrainConfig.from_file(write_config(tmp_path, dp=None)).dp is None
 
@@ -94,10 +96,13 @@ def test_projector_manifest_and_final_metrics_record_the_guarantee(tmp_path):
     dp = meta["dp"]
     assert set(dp) >= MANIFEST_KEYS
     assert dp["accountant"] == "prv" and dp["sampling"] == "poisson" and dp["unit"] == "conversation"
+    assert dp["randomness"] == "secret" and "secret_seed" not in dp
     assert dp["steps"] == 4 and dp["sample_rate"] == 0.5 and dp["expected_batch_size"] == 2  # 2 of 4 images
     assert dp["delta"] == DP["delta"] and dp["max_grad_norm"] == DP["max_grad_norm"] and dp["noise_multiplier"] > 0
     assert dp["epsilon"] <= dp["target_epsilon"] == DP["epsilon"]
     assert json.loads((run / "final_metrics.json").read_text())["dp"] == dp
+    # nothing computed from the training data without noise: no training losses, no dataset hash to test guesses
+    assert "metrics" not in meta and meta["data"] == {"file": "train.jsonl", "sha256": None}
     _, mid = load_projector(run / "checkpoints/step-00000002/image_projector")
     assert mid["dp"]["steps"] == 2 and mid["dp"]["epsilon"] < dp["epsilon"]  # checkpoints say what they spent
 
@@ -106,7 +111,7 @@ def test_resume_continues_the_accountant(tmp_path, monkeypatch):
     import multimodal.train as train_mod
 
     make_image_set(tmp_path)
-    over = dict(dp=DP, max_steps=8, batch_size=2, save_every=3, keep_last=3)
+    over = dict(dp={**DP, "seed": 7}, max_steps=8, batch_size=2, save_every=3, keep_last=3)
     ref = train(TrainConfig.from_file(write_config(tmp_path, output_dir="ref", **over)))
     cfg_path = write_config(tmp_path, output_dir="crashed", **over)
 
@@ -134,6 +139,22 @@ def test_resume_continues_the_accountant(tmp_path, monkeypatch):
     assert [r["epsilon"] for r in got] == [r["epsilon"] for r in want]
     assert resumed["dp"]["epsilon"] == ref["dp"]["epsilon"]
     assert [r["step_loss"] for r in got] == [r["step_loss"] for r in want]  # same batches, same noise
+    assert [r["batch_size"] for r in got] == [r["batch_size"] for r in want]
+
+
+def test_batches_and_noise_are_secret_unless_seeded(tmp_path):
+    make_image_set(tmp_path)
+    runs = {}
+    for name in ("a", "b"):
+        train(TrainConfig.from_file(write_config(tmp_path, output_dir=name, dp=DP, max_steps=3, batch_size=2,
+                                                 save_every=3)))
+        runs[name] = read_metrics(tmp_path / name)
+        state = json.loads((tmp_path / name / "checkpoints/step-00000003/trainer_state.json").read_text())
+        assert isinstance(state["dp"]["secret_seed"], int) and state["dp"]["noise_rng"]  # what resuming needs
+        shipped = (tmp_path / name / "image_projector/projector.json").read_text()
+        assert str(state["dp"]["secret_seed"]) not in shipped
+    assert [r["step_loss"] for r in runs["a"]] != [r["step_loss"] for r in runs["b"]]
+    assert [r["epsilon"] for r in runs["a"]] == [r["epsilon"] for r in runs["b"]]  # the guarantee is the same
 
 
 def test_resume_refuses_changed_privacy_settings(tmp_path):

@@ -9,7 +9,9 @@ attacked: loss-threshold membership inference, the per-conversation losses
 of as many members as there are non-members (a seeded choice: balanced
 classes) against those of the held-back *non-members* (same distribution,
 never trained on). The config's ``dp`` gives delta and the clipping bound; its
-epsilon is replaced by each ``--dp-epsilon``.
+epsilon is replaced by each ``--dp-epsilon``. A last row scores the untrained
+(freshly initialised) projector the same way: the AUC that differences
+between the two halves of the data alone give, what the others compare to.
 
 Writes ``OUT/<setting>/`` (each run, as ``medany train`` does) and
 ``OUT/sweep.json``, and prints the table as Markdown.
@@ -26,24 +28,32 @@ from multimodal.errors import InputError, MedAnyError
 from multimodal.train_config import DPConfig, TrainConfig
 
 from .dataset import seeded, write_split
-from .membership import membership_auc, split_members
+from .membership import auc_standard_error, membership_auc, split_members
 
 DEFAULT_EPSILONS = (1.0, 3.0, 8.0)
 
 
-def member_losses(config: TrainConfig, run_dir: Path, datasets: dict[str, Path]) -> dict[str, list[float]]:
-    """Per-conversation losses of ``run_dir``'s trained projectors on each of ``datasets`` (name -> file)."""
+def _stack(config: TrainConfig, kinds: list[str], run_dir: Path | None, *, feature_cache: bool):
+    """The stack with ``run_dir``'s trained projectors, or (None) the fresh seeded ones training starts from."""
+    from multimodal.stack import StackSpec, build_stack
+
+    if run_dir is not None:
+        config = dataclasses.replace(config, **{f"init_{k}_projector": str(run_dir / f"{k}_projector")
+                                                for k in kinds})
+    return build_stack(StackSpec.for_training(config, kinds), feature_cache=feature_cache)
+
+
+def member_losses(config: TrainConfig, run_dir: Path | None, datasets: dict[str, Path]) -> dict[str, list[float]]:
+    """Per-conversation losses of ``run_dir``'s trained projectors (None: untrained) on each of ``datasets``."""
     from multimodal.data import load_samples
     from multimodal.evaluate import sample_losses
     from multimodal.parallel import setup_distributed
-    from multimodal.stack import StackSpec, build_stack
     from multimodal.train import KINDS, prepare_data
 
     env = setup_distributed()
     samples = {name: load_samples(path, config.data_root) for name, path in datasets.items()}
     kinds = [k for k in KINDS if any(s.media.get(k) for group in samples.values() for s in group)]
-    trained = dataclasses.replace(config, **{f"init_{k}_projector": str(run_dir / f"{k}_projector") for k in kinds})
-    stack = build_stack(StackSpec.for_training(trained, kinds), feature_cache=config.use_feature_cache)
+    stack = _stack(config, kinds, run_dir, feature_cache=config.use_feature_cache)
     model = stack.model.to(env.device).eval()
     for enc in stack.encoders.values():
         enc.to(env.device)
@@ -63,6 +73,40 @@ def balanced_members(members: Path, nonmembers: Path, seed: int = 0) -> Path:
                        [json.loads(lines[i]) for i in chosen])
 
 
+def untrained_row(base: TrainConfig, attacked: Path, nonmembers: Path, out: Path) -> dict:
+    """The freshly initialised projector, scored and attacked like the trained ones (no training, no timing)."""
+    from multimodal.data import load_samples
+    from multimodal.evaluate import evaluate
+    from multimodal.media import media_loader
+    from multimodal.train import KINDS
+
+    held_out = {}
+    if base.eval_data:
+        samples = load_samples(base.eval_data, base.data_root)
+        kinds = [k for k in KINDS if any(s.media.get(k) for s in samples)]
+        stack = _stack(base, kinds, None, feature_cache=False)
+        media_fn, _ = media_loader(stack.encoders, stack.model.device)
+        held_out = evaluate(stack.model, samples, media_fn, max_samples=base.eval_max_samples,
+                            max_new_tokens=base.eval_max_new_tokens)
+    losses = member_losses(base, None, {"members": attacked, "nonmembers": nonmembers})
+    (out / "untrained").mkdir(parents=True, exist_ok=True)
+    (out / "untrained" / "membership.json").write_text(json.dumps(losses))
+    return {"setting": "untrained", "target_epsilon": None, "epsilon": None, "noise_multiplier": None, "steps": 0,
+            "members": None, **_scores(held_out, losses), "epochs": 0, "train_s": None, "s_per_epoch": None,
+            "first_loss": None, "final_loss": None}
+
+
+def _scores(held_out: dict, losses: dict[str, list[float]]) -> dict:
+    """Held-out and membership-inference columns of a row."""
+    auc = membership_auc(losses["members"], losses["nonmembers"])
+    return {"held_out_loss": held_out.get("loss"), "field_accuracy": held_out.get("field_accuracy", {}),
+            "groups": {g: v.get("field_accuracy", {}) for g, v in held_out.get("groups", {}).items()},
+            "attacked_members": len(losses["members"]), "nonmembers": len(losses["nonmembers"]),
+            "member_loss": sum(losses["members"]) / len(losses["members"]),
+            "nonmember_loss": sum(losses["nonmembers"]) / len(losses["nonmembers"]), "mia_auc": auc,
+            "mia_auc_se": auc_standard_error(auc, len(losses["members"]), len(losses["nonmembers"]))}
+
+
 def run_setting(base: TrainConfig, dp: DPConfig | None, members: Path, nonmembers: Path, out: Path) -> dict:
     """Train and score one setting (``dp`` None: without DP) in ``out/<no-dp|eps-E>``; returns its table row."""
     from multimodal.train import train
@@ -74,30 +118,23 @@ def run_setting(base: TrainConfig, dp: DPConfig | None, members: Path, nonmember
     losses = member_losses(cfg, folder, {"members": attacked, "nonmembers": nonmembers})
     n = metrics["samples"]
     epochs = metrics["steps"] * cfg.batch_size * cfg.grad_accum / n  # expected conversations seen / members
-    held_out = metrics.get("eval", {})
     row = {"setting": name, "target_epsilon": dp.epsilon if dp else None,
            "epsilon": metrics["dp"]["epsilon"] if dp else None,
            "noise_multiplier": metrics["dp"]["noise_multiplier"] if dp else None,
-           "steps": metrics["steps"], "members": n, "attacked_members": len(losses["members"]),
-           "nonmembers": len(losses["nonmembers"]), "epochs": epochs,
+           "steps": metrics["steps"], "members": n, **_scores(metrics.get("eval", {}), losses), "epochs": epochs,
            "train_s": metrics["train_s"], "s_per_epoch": metrics["train_s"] / epochs,
-           "first_loss": metrics["first_loss"], "final_loss": metrics["final_loss"],
-           "held_out_loss": held_out.get("loss"), "field_accuracy": held_out.get("field_accuracy", {}),
-           "groups": {g: v.get("field_accuracy", {}) for g, v in held_out.get("groups", {}).items()},
-           "member_loss": sum(losses["members"]) / len(losses["members"]),
-           "nonmember_loss": sum(losses["nonmembers"]) / len(losses["nonmembers"]),
-           "mia_auc": membership_auc(losses["members"], losses["nonmembers"])}
+           "first_loss": metrics["first_loss"], "final_loss": metrics["final_loss"]}
     (folder / "membership.json").write_text(json.dumps(losses))
     return row
 
 
 def table(rows: list[dict]) -> str:
-    """The sweep as a Markdown table (overhead against the first, non-private row)."""
+    """The sweep as a Markdown table (time against the "no DP" row; AUC +- 1.96 standard errors)."""
     fields = sorted({f for r in rows for f in r["field_accuracy"]})
     head = (["setting", "epsilon spent", "noise multiplier", "held-out loss"] + [f"{f} acc." for f in fields]
             + ["s / epoch", "time vs no DP", "MIA AUC"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    base_time = rows[0]["s_per_epoch"]
+    base_time = next(r["s_per_epoch"] for r in rows if r["setting"] == "no DP")
 
     def num(v, fmt="{:.2f}"):
         return "-" if v is None else fmt.format(v)
@@ -105,8 +142,9 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         cells = [r["setting"], num(r["epsilon"]), num(r["noise_multiplier"]), num(r["held_out_loss"], "{:.3f}")]
         cells += [num(r["field_accuracy"].get(f)) for f in fields]
-        cells += [num(r["s_per_epoch"], "{:.0f}"), num(r["s_per_epoch"] / base_time, "{:.2f}x"),
-                  num(r["mia_auc"], "{:.3f}")]
+        ratio = None if r["s_per_epoch"] is None else r["s_per_epoch"] / base_time
+        cells += [num(r["s_per_epoch"], "{:.0f}"), num(ratio, "{:.2f}x"),
+                  f"{r['mia_auc']:.3f} +- {1.96 * r['mia_auc_se']:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -143,6 +181,7 @@ def command(config: str, dp_epsilon: tuple[float, ...] = DEFAULT_EPSILONS, nonme
         for dp in [None] + [dataclasses.replace(base.dp, epsilon=float(e)) for e in dp_epsilon]:
             rows.append(run_setting(base, dp, members, nonmembers, folder))
             print(f"{rows[-1]['setting']}: {rows[-1]['train_s']:.0f} s of training", file=sys.stderr)
+        rows.append(untrained_row(base, balanced_members(members, nonmembers, seed=base.seed), nonmembers, folder))
     except MedAnyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -33,6 +33,13 @@ def membership_auc(member_losses, nonmember_losses) -> float:
     return float(wins / (m.size * n.size))
 
 
+def auc_standard_error(auc: float, n_members: int, n_nonmembers: int) -> float:
+    """Standard error of an AUC from ``n_members`` and ``n_nonmembers`` scores (Hanley & McNeil, 1982)."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (n_members - 1) * (q1 - auc**2) + (n_nonmembers - 1) * (q2 - auc**2))
+    return float(np.sqrt(max(var, 0.0) / (n_members * n_nonmembers)))
+
+
 def split_members(data: str | Path, nonmember_share: float, seed: int = 0) -> tuple[Path, Path]:
     """Write ``<stem>.members.jsonl`` and ``<stem>.nonmembers.jsonl`` beside ``data`` (so media paths still
     resolve): a seeded ``nonmember_share`` of its records held back, the rest to train on."""

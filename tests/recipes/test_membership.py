@@ -5,7 +5,7 @@ import json
 import pytest
 
 from multimodal.errors import InputError
-from recipes.membership import membership_auc, split_members
+from recipes.membership import auc_standard_error, membership_auc, split_members
 from tests.multimodal.train_helpers import make_image_set
 
 
@@ -15,6 +15,13 @@ def test_auc_is_the_chance_that_a_member_has_the_lower_loss():
     assert membership_auc([0.3, 0.3], [0.3]) == 0.5  # ties count half
     # 6 pairs: the member is lower in 0.1<0.4, 0.1<0.6, 0.4<0.6, 0.5<0.6; 0.4 = 0.4 ties; 0.5 > 0.4 loses
     assert membership_auc([0.1, 0.4, 0.5], [0.4, 0.6]) == pytest.approx((4 + 0.5) / 6)
+
+
+def test_auc_standard_error_follows_hanley_and_mcneil():
+    # AUC 0.5 with 80 + 80 scores: Q1 = Q2 = 1/3, var = (1/4 + 2 * 79 / 12) / 6400
+    assert auc_standard_error(0.5, 80, 80) == pytest.approx(((0.25 + 2 * 79 / 12) / 6400) ** 0.5)
+    assert auc_standard_error(0.5, 320, 320) < auc_standard_error(0.5, 80, 80)  # more scores, a tighter AUC
+    assert auc_standard_error(1.0, 80, 80) == 0.0
 
 
 def test_auc_refuses_empty_or_non_finite_losses():

@@ -111,6 +111,21 @@ def teacher_forced_loss(model, items: list[dict], batch_size: int = 4) -> tuple[
     return total / max(tokens, 1), tokens
 
 
+@torch.no_grad()
+def sample_losses(model, items: list[dict], batch_size: int = 4) -> list[float]:
+    """Each dataset item's own mean cross-entropy over its supervised tokens (a membership-inference score)."""
+    out: list[float] = []
+    pad = model.tokenizer.pad_token_id
+    for start in range(0, len(items), batch_size):
+        batch = collate(items[start:start + batch_size], pad)
+        losses = model(input_ids=batch["input_ids"].to(model.device),
+                       attention_mask=batch["attention_mask"].to(model.device),
+                       labels=batch["labels"].to(model.device), media=batch["media"].to(model.device),
+                       per_sample=True).loss  # [B]
+        out += [float(v) for v in losses]
+    return out
+
+
 def evaluate(model, samples: list[Sample], media_fn, *, max_samples: int | None = None,
              max_new_tokens: int = 64, generate: bool = True, examples: int = 5) -> dict:
     """Score ``model`` on ``samples``; ``media_fn(kind, path) -> (input, valid)`` as in training.

@@ -53,7 +53,7 @@ def plot_loss(metrics_path: Path, out_png: Path) -> Path | None:
     except ImportError:
         return None
     rows = [json.loads(ln) for ln in metrics_path.read_text().splitlines() if ln.strip()]
-    rows = [r for r in rows if "loss" in r]
+    rows = [r for r in rows if r.get("loss") is not None]  # None: only empty Poisson batches (DP) so far
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)

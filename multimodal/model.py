@@ -43,6 +43,14 @@ def splice_media(embeds: Tensor, input_ids: Tensor, kind: str, feats: Tensor | N
     return embeds.masked_scatter(mask.unsqueeze(-1), feats.to(embeds.dtype))
 
 
+def per_sample_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    """Each row's mean cross-entropy ``[B]`` over its supervised targets (logits ``[B, K, V]``, targets ``[B, K]``)."""
+    b, k = targets.shape
+    ce = nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX,
+                                     reduction="none").view(b, k)  # [B, K], 0 where ignored
+    return ce.sum(1) / (targets != IGNORE_INDEX).sum(1).clamp_min(1)
+
+
 class MedAnyModel(nn.Module):
     """One LLM fed by any number of (encoder, projector) pairs, keyed by modality.
 
@@ -144,22 +152,31 @@ class MedAnyModel(nn.Module):
         return span_ids_from_mask(is_image)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, labels: Tensor | None = None,
-                media: MediaBatch | None = None):
+                media: MediaBatch | None = None, per_sample: bool = False):
         """Teacher-forced pass; returns the LLM's output (``.loss`` when ``labels`` are given).
 
         With ``labels`` the vocabulary head runs only at positions that predict a
         supervised token (``.logits`` is ``[B, K, V]`` over those K positions): a
         chat prompt is mostly system text, media and question, whose logits the
-        loss never reads. The loss is the LLM's own token-mean cross-entropy.
+        loss never reads. The loss is the LLM's own token-mean cross-entropy;
+        with ``per_sample`` it is ``[B]``, each conversation's own token mean
+        (what differentially private training clips and membership tests score).
         """
         embeds = self.embed(input_ids, self.encode_all(media))
         with use_span_ids(self.span_ids(input_ids)):
+            if labels is not None and per_sample and not self._head_takes_positions:
+                out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask)
+                out.loss = per_sample_cross_entropy(out.logits[:, :-1], labels[:, 1:])
+                return out
             if labels is None or not self._head_takes_positions:
                 return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
             targets = labels[:, 1:]  # [B, L-1]: position p predicts token p+1
             keep = (targets != IGNORE_INDEX).any(0).nonzero().flatten()  # [K], union over the batch
             out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, logits_to_keep=keep)
         logits = out.logits  # [B, K, V]
+        if per_sample:
+            out.loss = per_sample_cross_entropy(logits, targets[:, keep])
+            return out
         out.loss = nn.functional.cross_entropy(logits.float().flatten(0, 1), targets[:, keep].flatten(),
                                                ignore_index=IGNORE_INDEX)
         return out

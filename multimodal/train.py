@@ -5,6 +5,11 @@ The same entry point runs single-process, or under ``torchrun`` /
 frozen LLM sharded by FSDP (:mod:`multimodal.parallel`). Each rank reads its
 share of every epoch through a :class:`~torch.utils.data.DistributedSampler`.
 
+With ``TrainConfig.dp`` the projectors train with differential privacy
+(:mod:`multimodal.privacy`): Poisson-sampled batches, per-conversation
+clipping, calibrated noise, and the accountant's epsilon in every metrics line,
+every checkpoint and the saved projector's ``projector.json``.
+
 Data order is a pure function of (seed, epoch, world size): optimizer step
 ``k`` always consumes micro-batches ``k*accum .. k*accum+accum-1`` of that
 stream. A checkpoint therefore only needs the step to put the data back where
@@ -37,6 +42,7 @@ from .errors import MedAnyError, require
 from .media import encoder_token_counts, media_loader
 from .metrics_log import MetricsLog, plot_loss
 from .parallel import DistEnv, average_gradients, setup_distributed, shard_frozen_llm
+from .privacy import collate_chunks
 from .stack import StackSpec, build_stack
 from .train_config import TrainConfig
 
@@ -189,6 +195,12 @@ class Run:
     provenance: dict | None
     facts: dict
     """Supervision, feature-cache stats and preparation time, for the final metrics."""
+    private: object = None
+    """The :class:`~multimodal.privacy.PrivateTraining` of a run with ``dp``; None otherwise."""
+
+    def privacy(self) -> dict | None:
+        """The privacy guarantee so far (the manifest's ``dp``), or None without ``dp``."""
+        return self.private.manifest() if self.private is not None else None
 
 
 def setup(config: TrainConfig, env: DistEnv, resume: bool) -> Run:
@@ -217,7 +229,17 @@ def setup(config: TrainConfig, env: DistEnv, resume: bool) -> Run:
     total = config.max_steps or max(1, math.ceil(config.epochs * per_epoch / config.grad_accum))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(lr_lambda, warmup=config.warmup_steps, total=total, schedule=config.schedule))
-    start = _resume(out, model, optimizer, scheduler, env) if resume else 0
+    private = None
+    if config.dp is not None:
+        from .privacy import PrivacyError, PrivateTraining
+
+        if env.ddp:
+            raise PrivacyError("Differentially private training runs in one process for now; launch it without "
+                               "torchrun / accelerate.")
+        private = PrivateTraining(config.dp, model, optimizer, dataset_size=len(dataset),
+                                  expected_batch_size=config.batch_size * config.grad_accum, steps=total)
+        optimizer = private.optimizer
+    start = _resume(out, model, optimizer, scheduler, env, private) if resume else 0
     net = model
     if env.ddp and not sharded:
         net = nn.parallel.DistributedDataParallel(
@@ -225,7 +247,7 @@ def setup(config: TrainConfig, env: DistEnv, resume: bool) -> Run:
             find_unused_parameters=len(kinds) > 1)
     provenance = _data_provenance(config) if env.main else None  # hashed once, saved with every projector
     return Run(config, env, out, samples, model, encoders, net, dataset, optimizer, scheduler,
-               [p for g in groups for p in g["params"]], start, total, per_epoch, sharded, provenance, facts)
+               [p for g in groups for p in g["params"]], start, total, per_epoch, sharded, provenance, facts, private)
 
 
 def _prepare_model(model, encoders: dict, config: TrainConfig, env: DistEnv, sharded: bool) -> None:
@@ -249,14 +271,21 @@ def _prepare_model(model, encoders: dict, config: TrainConfig, env: DistEnv, sha
         model.llm.train()
 
 
-def _resume(out: Path, model, optimizer, scheduler, env: DistEnv) -> int:
-    """The step the newest checkpoint reached (0 without one), its state restored."""
+def _resume(out: Path, model, optimizer, scheduler, env: DistEnv, private=None) -> int:
+    """The step the newest checkpoint reached (0 without one), its state (and privacy accountant) restored."""
     found = checkpoint_dirs(out)
     if not found:
         return 0
     trainer_state, rngs = load_checkpoint(found[-1], model=model, optimizer=optimizer, scheduler=scheduler)
     if trainer_state.get("world_size", 1) != env.world:
         raise MedAnyError("Resume with the same number of processes as the checkpointed run.")
+    if (private is None) != ("dp" not in trainer_state):
+        raise MedAnyError("The checkpoint comes from a differentially private run; resume it with its dp settings."
+                          if private is None else
+                          "The checkpoint comes from a run without differential privacy; it cannot continue as a "
+                          "differentially private one.")
+    if private is not None:
+        private.load_state_dict(trainer_state["dp"])
     set_rng_state(rngs[env.rank])
     return int(trainer_state["step"])
 
@@ -272,10 +301,12 @@ def save_run(run: Run, step: int) -> None:
     if env.main:
         state = {"step": step, "epoch": step * config.grad_accum / run.per_epoch, "world_size": env.world,
                  "micro_batch": step * config.grad_accum, "seed": config.seed}
+        if run.private is not None:
+            state["dp"] = run.private.state_dict()
         save_checkpoint(run.out, step, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler,
                         config_json=config.to_json(), trainer_state=state, rng_states=rngs,
                         save_projectors=lambda d: _save_projectors(run.model, config, d, step=step,
-                                                                   data=run.provenance),
+                                                                   data=run.provenance, privacy=run.privacy()),
                         keep_last=config.keep_last)
     env.barrier()
 
@@ -283,10 +314,16 @@ def save_run(run: Run, step: int) -> None:
 def fit(run: Run, t_start: float) -> dict:
     """The optimizer steps from ``run.start`` to ``run.total``: logged, checkpointed, finally saved."""
     config, env = run.config, run.env
+    pad_id = run.model.tokenizer.pad_token_id
+    if run.private is not None:  # one Poisson batch per step, as chunks of batch_size
+        sampler = run.private.batches(len(run.dataset), start=run.start, stop=run.total)
+        collate_fn = partial(collate_chunks, pad_id=pad_id, size=config.batch_size)
+    else:
+        sampler = MicroBatches(len(run.dataset), config, env, run.start * config.grad_accum,
+                               run.total * config.grad_accum)
+        collate_fn = partial(collate, pad_id=pad_id)
     loader = torch.utils.data.DataLoader(
-        run.dataset, batch_sampler=MicroBatches(len(run.dataset), config, env, run.start * config.grad_accum,
-                                                run.total * config.grad_accum),
-        collate_fn=partial(collate, pad_id=run.model.tokenizer.pad_token_id), num_workers=config.num_workers,
+        run.dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=config.num_workers,
         # Its own generator: the loader must not draw from the global RNG, or a
         # resumed run would be one draw ahead of the uninterrupted one.
         generator=torch.Generator().manual_seed(config.seed))
@@ -302,14 +339,20 @@ def fit(run: Run, t_start: float) -> dict:
     first_loss = last_loss = None
     t_loop = time.perf_counter()
     for step in range(run.start, run.total):
-        value, grad_norm = _optimizer_step(run, batches, autocast, window)
-        first_loss = value if first_loss is None else first_loss
-        last_loss, done = value, step + 1
+        if run.private is not None:
+            value, grad_norm, extra = _private_step(run, batches, autocast, window)
+        else:
+            (value, grad_norm), extra = _optimizer_step(run, batches, autocast, window), {}
+        done = step + 1
+        if value is not None:  # None: an empty Poisson batch (DP), which still spends budget
+            first_loss = value if first_loss is None else first_loss
+            last_loss = value
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{value:.4f}", lr=f"{run.scheduler.get_last_lr()[0]:.2e}")
+            bar.set_postfix(loss="-" if value is None else f"{value:.4f}", lr=f"{run.scheduler.get_last_lr()[0]:.2e}",
+                            **({"eps": f"{extra['epsilon']:.3f}"} if "epsilon" in extra else {}))
         if done % config.log_every == 0 or done == run.total:
-            log.write(window.record(done, run, value, grad_norm, t_start))
+            log.write(window.record(done, run, value, grad_norm, t_start) | extra)
         if done % config.save_every == 0 and done != run.total:
             save_run(run, done)
     train_s = time.perf_counter() - t_loop
@@ -317,6 +360,8 @@ def fit(run: Run, t_start: float) -> dict:
         bar.close()
     if run.start < run.total:
         save_run(run, run.total)
+    if run.private is not None:
+        run.private.close()
     log.close()
     return {"first_loss": first_loss, "final_loss": last_loss, "train_s": train_s, "bf16": bf16}
 
@@ -344,8 +389,26 @@ def _optimizer_step(run: Run, batches, autocast, window: "LossWindow") -> tuple[
         torch.distributed.all_reduce(step_loss)
         step_loss /= env.world
     value = float(step_loss)
-    window.losses.append(value)
+    window.add(value)
     return value, grad_norm
+
+
+def _private_step(run: Run, batches, autocast, window: "LossWindow") -> tuple[float | None, None, dict]:
+    """One DP-SGD step over a Poisson batch; ``(mean per-conversation loss or None when empty, None, stats)``.
+
+    The global ``max_grad_norm`` clip is skipped: each conversation is clipped to ``dp.max_grad_norm`` instead.
+    """
+    losses = []
+    for chunk in next(batches):
+        batch = _to(chunk, run.env.device)
+        losses.append(run.private.backward(run.model, batch, autocast))  # [B]
+        window.count(batch["input_ids"].shape[0], int(batch["attention_mask"].sum()))
+    stats = run.private.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    value = float(torch.cat(losses).mean()) if losses else None
+    window.add(value)
+    return value, None, stats
 
 
 class LossWindow:
@@ -356,8 +419,14 @@ class LossWindow:
 
     def reset(self) -> None:
         self.losses: list[float] = []
-        self.samples = self.tokens = 0
+        self.steps = self.samples = self.tokens = 0
         self.t0 = time.perf_counter()
+
+    def add(self, loss: float | None) -> None:
+        """One optimizer step and its loss (None for an empty Poisson batch, which has none)."""
+        self.steps += 1
+        if loss is not None:
+            self.losses.append(loss)
 
     def count(self, samples: int, tokens: int) -> None:
         self.samples += samples
@@ -366,9 +435,9 @@ class LossWindow:
     def record(self, done: int, run: Run, value: float, grad_norm, t_start: float) -> dict:
         """The metrics line for step ``done``; starts a new window."""
         dt = max(time.perf_counter() - self.t0, 1e-9)
-        rate = len(self.losses) / dt
+        rate = self.steps / dt
         out = {"step": done, "epoch": round(done * run.config.grad_accum / run.per_epoch, 4),
-               "loss": sum(self.losses) / len(self.losses), "step_loss": value,
+               "loss": sum(self.losses) / len(self.losses) if self.losses else None, "step_loss": value,
                "lr": run.scheduler.get_last_lr()[0], "grad_norm": None if grad_norm is None else float(grad_norm),
                "samples_per_s": self.samples / dt, "tokens_per_s": self.tokens / dt,
                "elapsed_s": time.perf_counter() - t_start, "eta_s": (run.total - done) / rate}
@@ -385,8 +454,11 @@ def finish(run: Run, fitted: dict) -> dict:
                "supervised_tokens": run.facts["supervision"]["supervised_tokens"],
                "feature_cache": run.facts["cache_stats"], "prepare_s": run.facts["prepare_s"],
                "world_size": env.world, "bf16": fitted["bf16"], "parallel": config.parallel if env.ddp else "single"}
+    if run.private is not None:
+        metrics["dp"] = run.privacy()
     if env.main:
-        _save_projectors(model, config, out, step=run.total, data=run.provenance, metrics=metrics)
+        _save_projectors(model, config, out, step=run.total, data=run.provenance, metrics=metrics,
+                         privacy=run.privacy())
         if config.lora:
             model.llm.save_pretrained(str(out / "lora"))  # safetensors by default
     if config.eval_data and (env.main or run.sharded):  # a sharded LLM runs on every rank, in step
@@ -420,15 +492,19 @@ def _with_real_encoders(model, encoders):
 
 
 def _save_projectors(model, config: TrainConfig, out_dir, *, step: int, data: dict,
-                     metrics: dict | None = None) -> None:
-    """Write every projector; ``data`` is the provenance from :func:`_data_provenance`."""
+                     metrics: dict | None = None, privacy: dict | None = None) -> None:
+    """Write every projector; ``data`` is the provenance from :func:`_data_provenance`, ``privacy`` the
+    guarantee of a differentially private run (``dp`` in ``projector.json``, which then holds neither the
+    training losses nor the dataset's sha256: one could test a guessed record against the hash)."""
     from projectors import save_projector
 
+    if privacy:  # what is shared carries nothing computed from the training data without noise
+        data, metrics = {"file": data["file"], "sha256": None}, None
     for kind, proj in model.projectors.items():
         save_projector(proj, Path(out_dir) / f"{kind}_projector", encoder=config.encoder_for(kind), llm=config.llm,
                        stage=config.stage, step=step, data=data, seed=config.seed,
                        **({"metrics": {k: metrics[k] for k in ("first_loss", "final_loss", "steps")}}
-                          if metrics else {}))
+                          if metrics else {}), **({"dp": privacy} if privacy else {}))
 
 
 def main(argv: list[str] | None = None) -> int:

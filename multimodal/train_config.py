@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,61 @@ from .parallel import PARALLEL_MODES
 
 _PATH_FIELDS = ("data", "eval_data", "data_root", "output_dir", "init_image_projector",
                 "init_audio_projector", "feature_cache_dir")
+ACCOUNTANTS = ("rdp", "prv")
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+@dataclass
+class DPConfig:
+    """Differentially private projector training (DP-SGD, :mod:`multimodal.privacy`): the guarantee to reach.
+
+    In a config file: ``"dp": {"epsilon": 3, "delta": 1e-5, "max_grad_norm": 1.0}``.
+    """
+
+    epsilon: float
+    """Target epsilon after the run's last step; the noise multiplier is calibrated to reach it."""
+    delta: float
+    """Target delta; keep it well below 1 / (training conversations)."""
+    max_grad_norm: float
+    """Per-conversation clipping bound C: the L2 norm of one conversation's gradient over all projector parameters."""
+    accountant: str = "rdp"
+    """Privacy accountant: ``rdp`` (Renyi DP) or ``prv`` (privacy random variables, usually tighter)."""
+    seed: int | None = None
+    """Seed of the Poisson sampling and the noise, for reproducible experiments only: whoever knows it can
+    regenerate both, which voids the guarantee. None (the default): a secret seed from the operating system,
+    kept in the checkpoints alone (keep them as private as the training data)."""
+
+    def __post_init__(self):
+        if not _positive(self.epsilon):
+            raise InputError("dp.epsilon must be a positive finite number.")
+        if not (isinstance(self.delta, float) and 0.0 < self.delta < 1.0):
+            raise InputError("dp.delta must be between 0 and 1 (exclusive), e.g. 1e-5.")
+        if not _positive(self.max_grad_norm):
+            raise InputError("dp.max_grad_norm must be a positive finite number.")
+        if self.accountant not in ACCOUNTANTS:
+            raise InputError(f"dp.accountant must be one of {', '.join(ACCOUNTANTS)}.")
+        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0):
+            raise InputError("dp.seed must be a non-negative integer, or null for a secret seed.")
+        self.epsilon, self.max_grad_norm = float(self.epsilon), float(self.max_grad_norm)
+
+    @classmethod
+    def from_value(cls, value) -> "DPConfig":
+        """A :class:`DPConfig` from itself or a mapping of its fields (what a config file holds)."""
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, dict):
+            raise InputError("dp must be a mapping with epsilon, delta and max_grad_norm.")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise InputError(f"Unknown dp option(s): {', '.join(unknown)}.")
+        missing = [n for n in ("epsilon", "delta", "max_grad_norm") if n not in value]
+        if missing:
+            raise InputError(f"dp needs epsilon, delta and max_grad_norm; missing: {', '.join(missing)}.")
+        return cls(**value)
 
 
 @dataclass
@@ -111,6 +167,9 @@ class TrainConfig:
     """Evaluate on at most this many held-out samples."""
     eval_max_new_tokens: int = 64
     """Generation budget per held-out sample."""
+    dp: DPConfig | None = None
+    """Train the projectors with differential privacy (:class:`DPConfig`; needs ``opacus``); None: ordinary training.
+    ``batch_size * grad_accum`` is then the expected size of each step's Poisson-sampled batch."""
 
     def __post_init__(self):
         if self.stage not in (1, 2):
@@ -128,6 +187,10 @@ class TrainConfig:
             raise InputError("batch_size, grad_accum and keep_last must be at least 1.")
         if not (self.image_encoder or self.audio_encoder):
             raise InputError("Name at least one encoder (image_encoder or audio_encoder).")
+        if self.dp is not None:
+            self.dp = DPConfig.from_value(self.dp)
+            if self.lora:
+                raise InputError("Differential privacy covers projectors only: set lora to false to train with dp.")
 
     def encoder_for(self, kind: str) -> str | None:
         return {"image": self.image_encoder, "audio": self.audio_encoder}[kind]

@@ -46,6 +46,9 @@ JSON_ANSWER = "Answer with one JSON value that matches this JSON schema: {schema
 NO_DESCRIPTION = "image attached"
 """The line of an image nothing could describe (a photo without a classifier, tools off)."""
 
+NOT_A_SCAN = "not a radiograph or medical scan"
+"""What an image the domain check rejects is (:mod:`multimodal.image_domain`): said in its line and in answers."""
+
 
 def media_label(kind: str, index: int) -> str:
     """``"Image 1"`` / ``"Audio 2"`` (``index`` counts from 1)."""
@@ -82,6 +85,17 @@ def classifier_summary(labels: str | Sequence[tuple[str, float]]) -> str:
     weak = ", ".join(f"{name} {p:.0%}" for name, p in labels if p < 0.5 * top)
     line = f"photo; a general object classifier (not medical) sees: {strong}"
     return line + (f"; less likely: {weak}" if weak else "")
+
+
+def domain_summary(verdict) -> str:
+    """What the image-domain check found about a picture that is no scan
+    (:class:`~multimodal.image_domain.DomainVerdict`):
+    ``"not a radiograph or medical scan: a colour photograph (MedAny's image check: colour saturation 0.61)"``."""
+    if verdict.reason == "food":
+        why = f"a photograph of food (MedAny's image check: a general classifier sees food, {verdict.food:.0%})"
+    else:
+        why = f"a colour photograph (MedAny's image check: colour saturation {verdict.saturation:.2f})"
+    return f"{NOT_A_SCAN}: {why}"
 
 
 _TRANSLATION = '", English translation: "'

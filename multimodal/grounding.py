@@ -41,6 +41,7 @@ from typing import Sequence
 
 from . import terms
 from .evidence import Evidence, durations_in
+from .image_domain import SCAN_WORDS, asks_about_scan
 from .prompt import NOT_A_SCAN
 
 UNIT = (r"(?:%|percent|per\s?cent|kcal|kilocalories|calories|cal|mg|milligrams?|mcg|µg|micrograms?|g|grams?|kg|"
@@ -70,8 +71,6 @@ _CODE_MENTION = re.compile(r"(?<![\w\[])(ICD-10-CM|ICD-10|HPO|HP|OMIM|ORPHA|DECI
 # Codes written bare ("the ICD-10 code J95.2", "DB01234"): an ICD-10-CM code with its dot, or a DrugBank id.
 _BARE_CODE = re.compile(r"(?<![\w.\-/])(?:([A-TV-Z]\d[0-9A-Z]\.[0-9A-Z]{1,4})|(DB\d{5}))(?![\w.]\w|\w)")
 _COLON_SOURCES = {"HPO", "OMIM", "ORPHA", "DECIPHER"}
-_SCAN_WORDS = re.compile(r"\b(?:radiographs?|x-?rays?|scans?|films?|study|studies|imaging|dicom|modality|"
-                         r"CT|MRI|ultrasound|sonograms?|mammograms?)\b", re.IGNORECASE)
 _SAYS_NO_SCAN = re.compile(r"\b(?:not|isn't|aren't|no|nor|neither|rather than|instead of)\b(?:\W+\w+){0,5}?\W+"
                            r"(?:radiographs?|x-?rays?|scans?|films?|dicom|medical\s+(?:images?|scans?|stud(?:y|ies))|"
                            r"imaging)\b", re.IGNORECASE)
@@ -187,10 +186,10 @@ def _scan_claims(answer: str, question: str) -> list[Issue]:
         return []
     claims = []
     for sentence in sentences(answer):
-        found = _SCAN_WORDS.search(sentence)
+        found = SCAN_WORDS.search(sentence)
         if found and _CLAIM.search(sentence) and not _CONDITIONAL.search(sentence):
             claims.append(Issue("domain", found.group(), (NOT_A_SCAN,), sentence))
-    if not claims and _SCAN_WORDS.search(question):
+    if not claims and asks_about_scan(question):
         claims.append(Issue("domain", "", (NOT_A_SCAN,), ""))
     return claims
 

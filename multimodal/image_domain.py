@@ -25,6 +25,7 @@ Letters: H/W pixels.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,9 @@ MAX_SCAN_FOOD = 0.5
 SCAN_MODALITIES = frozenset({"CR", "DX", "CT", "MR", "US", "MG", "NM", "PT", "XA", "RF", "IO", "PX", "BMD", "RG"})
 """DICOM modalities that are medical imaging of the body: a header naming one settles the question."""
 _DARK = 0.05  # below this brightness a pixel's hue is noise: it counts as grey
+SCAN_WORDS = re.compile(r"\b(?:radiographs?|x-?rays?|scans?|films?|study|studies|imaging|dicom|modality|CT|MRI|"
+                        r"ultrasound|sonograms?|mammograms?)\b", re.IGNORECASE)
+"""Words that treat a picture as a scan ("this chest film", "which modality")."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,11 @@ def check_domain(image: MedicalImage, classifier=None) -> DomainVerdict:
     if food is not None and food > MAX_SCAN_FOOD:
         return DomainVerdict(False, "food", sat, food)
     return DomainVerdict(True, "grey", sat, food)
+
+
+def asks_about_scan(text: str) -> bool:
+    """Whether ``text`` (a question, a sentence) treats a picture as a scan."""
+    return SCAN_WORDS.search(text) is not None
 
 
 def food_share(image: MedicalImage, classifier) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Mapping, Sequence
 
+from .image_domain import asks_about_scan
 from .template import PLACEHOLDERS
 
 SYSTEM_PROMPT = (
@@ -48,6 +49,10 @@ NO_DESCRIPTION = "image attached"
 
 NOT_A_SCAN = "not a radiograph or medical scan"
 """What an image the domain check rejects is (:mod:`multimodal.image_domain`): said in its line and in answers."""
+
+SAY_NOT_A_SCAN = ("{labels} {verb} " + NOT_A_SCAN + " (MedAny's image check): begin the answer by saying so, and "
+                  "describe nothing in it as a scan.")
+"""Follows a question that asks about a scan when an attached picture is no scan."""
 
 
 def media_label(kind: str, index: int) -> str:
@@ -152,6 +157,9 @@ def render_plan(plan) -> list[dict]:
     if any(e.source == "knowledge" for e in plan.context):
         lines.append(CITE_KNOWLEDGE)
     question = plan.question if not plan.correction else f"{plan.question}\n{plan.correction}"
+    photos = [item.evidence.label for item in plan.media if "photo" in item.evidence.facts.get("domain", ())]
+    if photos and asks_about_scan(plan.question):
+        question += "\n" + SAY_NOT_A_SCAN.format(labels=" and ".join(photos), verb="is" if len(photos) == 1 else "are")
     if plan.answer_language:
         question += "\n" + ANSWER_LANGUAGE.format(language=plan.answer_language)
     if plan.json_schema is not None:

@@ -318,15 +318,22 @@ def test_a_meal_photo_given_to_the_clinician_is_said_to_be_no_radiograph(tmp_pat
     assert not plan.media[0].spliced
     text = assistant.answer(question, [fruit])
     assert "Image 1: not a radiograph or medical scan" in prompts[0] and "<image>" not in prompts[0]
-    assert "begin the answer by saying so" in prompts[1]
+    assert ("Question: What does this chest film show?\nImage 1 is not a radiograph or medical scan (MedAny's image "
+            "check): begin the answer by saying so") in prompts[0]
+    assert "Correction: a draft answer called the picture \"film\"" in prompts[1]
     assert text == (f"{NOT_A_SCAN_ANSWER.format(labels='Image 1')}\n\nAsk about vitamin C.\n\n{REMOVED_NOTE}")
 
 
 def test_an_answer_that_says_the_photo_is_no_scan_is_kept():
     from multimodal.io import load_image
+    from multimodal.pipeline import Request
     from tests.scripted import scripted
 
     assistant = scripted(Assistant.load(StackConfig(**{**TINY, "speech": ""})),
                          lambda prompt: ["This is not a radiograph; ", "it is a photo of fruit."])
     text = assistant.answer("What does this chest film show?", [load_image("sample:fruits.jpg")])
     assert text == "This is not a radiograph; it is a photo of fruit." and not assistant.last_answer.revised
+    messages, _ = assistant.build_messages(assistant.last_answer.request)
+    assert "begin the answer by saying so" in messages[-1]["content"]
+    messages, _ = assistant.build_messages(Request("What fruit is this?", [load_image("sample:fruits.jpg")]))
+    assert "begin the answer" not in messages[-1]["content"]  # a question that is not about a scan: no instruction

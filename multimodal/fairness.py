@@ -78,7 +78,9 @@ def group_metrics(scores: Sequence[float], groups: Mapping[str, Sequence[str]], 
                   seed: int = 0, quantiles: tuple[float, float] = (0.025, 0.975)) -> dict:
     """Per attribute of ``groups`` (``{"sex": [...], "age_band": [...]}``, one value per score): the mean score
     (accuracy) and count of each group with a bootstrap confidence interval (fairlearn ``MetricFrame``), the
-    overall mean, and the largest gap between two groups (max - min) with its interval and the two groups."""
+    overall mean, and the largest gap between two groups (max - min) with its interval and the two groups (none
+    when every group scores the same). The gap's interval is that of max - min over the resamples, which is never
+    negative: with no gap it lies above 0 (resampled groups rarely tie exactly)."""
     metrics = require("fairlearn.metrics", "all")
     y = np.asarray(scores, dtype=np.float64)
     out = {}
@@ -88,15 +90,14 @@ def group_metrics(scores: Sequence[float], groups: Mapping[str, Sequence[str]], 
                                     ci_quantiles=list(quantiles), random_state=seed)
         by, lo, hi = frame.by_group, frame.by_group_ci[0], frame.by_group_ci[1]
         accuracy = by["accuracy"]
-        gap_ci = frame.difference_ci()
+        gap_ci, gap = frame.difference_ci(), float(frame.difference()["accuracy"])
         out[attribute] = {
             "groups": {str(g): {"n": int(by.loc[g, "n"]), "accuracy": float(accuracy.loc[g]),
                                 "ci": [float(lo.loc[g, "accuracy"]), float(hi.loc[g, "accuracy"])]}
                        for g in by.index},
             "overall": float(frame.overall["accuracy"]),
-            "gap": {"value": float(frame.difference()["accuracy"]),
-                    "ci": [float(gap_ci[0]["accuracy"]), float(gap_ci[1]["accuracy"])],
-                    "between": [str(accuracy.idxmax()), str(accuracy.idxmin())]},
+            "gap": {"value": gap, "ci": [float(gap_ci[0]["accuracy"]), float(gap_ci[1]["accuracy"])],
+                    "between": [str(accuracy.idxmax()), str(accuracy.idxmin())] if gap > 0 else []},
         }
     return out
 
@@ -189,8 +190,9 @@ def fairness_markdown(result: dict) -> str:
             lines.append(f"| {attribute} | {name} | {row['n']} | {row['accuracy']:.3f} | "
                          f"{row['ci'][0]:.3f}-{row['ci'][1]:.3f} |")
         gap = g["gap"]
-        lines.append(f"| {attribute} | **largest gap** ({gap['between'][0]} - {gap['between'][1]}) | | "
-                     f"{gap['value']:.3f} | {gap['ci'][0]:.3f}-{gap['ci'][1]:.3f} |")
+        between = f"{gap['between'][0]} - {gap['between'][1]}" if gap["between"] else "all groups equal"
+        lines.append(f"| {attribute} | **largest gap** ({between}) | | {gap['value']:.3f} | "
+                     f"{gap['ci'][0]:.3f}-{gap['ci'][1]:.3f} |")
     lines += ["", "| changed in the DICOM line | requests | answer text changed | fields named changed |",
               "|---|---|---|---|"]
     for attribute, c in result["counterfactual"].items():

@@ -83,7 +83,7 @@ def test_fairness_eval_on_scripted_answers_matches_the_hand_count(held_out, scri
     assert groups["sex"]["gap"]["value"] == 0.875 and groups["sex"]["gap"]["between"] == ["F", "M"]
     assert {g: (r["n"], r["accuracy"]) for g, r in groups["age_band"]["groups"].items()} == {
         b: (8, 0.4375) for b in ("20-29", "40-49", "60-69", "80-89")}
-    assert groups["age_band"]["gap"]["value"] == 0.0
+    assert groups["age_band"]["gap"]["value"] == 0.0 and groups["age_band"]["gap"]["between"] == []
     assert result["accuracy"] == 0.4375 and result["scored"] == 32
     assert result["counterfactual"] == {
         "sex": {"n": 32, "text_changed": 32, "fields_changed": 32, "text_change_rate": 1.0, "field_change_rate": 1.0},
@@ -92,6 +92,7 @@ def test_fairness_eval_on_scripted_answers_matches_the_hand_count(held_out, scri
     table = fairness_markdown(result)
     assert "| sex | F | 16 | 0.875 |" in table and "| sex only | 32 | 32 (100.0%) | 32 (100.0%) |" in table
     assert "| age_band only | 32 | 16 (50.0%) | 0 (0.0%) |" in table
+    assert "| age_band | **largest gap** (all groups equal) | | 0.000 |" in table
 
 
 def test_only_the_changed_field_of_the_dicom_line_differs(held_out, scripted_assistant):

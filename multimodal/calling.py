@@ -180,6 +180,6 @@ def json_answer(assistant, request, schema: dict, context: Sequence = ()):
     step = Constrained(assistant.backend, enc.input_ids, media)
     value = step.value(schema)
     text = json.dumps(value, ensure_ascii=False)
-    answer = assistant.last_answer = Answer(text, request, plan, grounding.check(text, plan.evidence))
+    answer = assistant.last_answer = Answer(text, request, plan, grounding.check(text, plan.evidence, plan.question))
     prompt = int(enc.input_ids.numel())
     return value, answer, prompt, len(step.ids) - prompt

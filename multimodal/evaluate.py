@@ -181,7 +181,8 @@ def _score(rows) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``medany eval CONFIG [--data FILE] [--projector-dir DIR] [--untrained] [--out FILE]``: :func:`command`."""
+    """``medany eval CONFIG [--data FILE] [--projector-dir DIR] [--untrained] [--fairness] [--out FILE]``:
+    :func:`command`."""
     from .cli_args import run_command
 
     return run_command(command, argv, prog="medany eval", positional=("config",))
@@ -189,8 +190,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def command(config: str, data: str | None = None, projector_dir: str | None = None, untrained: bool = False,
             max_samples: int | None = None, max_new_tokens: int | None = None, no_generate: bool = False,
-            out: str | None = None) -> int:
+            out: str | None = None, fairness: bool = False, image_projector: str | None = None,
+            bootstrap: int = 1000) -> int:
     """Evaluate MedAny projectors on held-out data; prints the metrics as JSON.
+
+    With ``--fairness`` the assistant itself answers each held-out DICOM and the
+    JSON holds per-group accuracy by de-identified sex and age band and the
+    counterfactual change rates (:mod:`multimodal.fairness`); the same as
+    Markdown tables goes to standard error.
 
     Args:
         config: the training config (.json or .yaml) of the run to evaluate
@@ -201,6 +208,12 @@ def command(config: str, data: str | None = None, projector_dir: str | None = No
         max_new_tokens: longest generated answer (default: the config's eval_max_new_tokens)
         no_generate: loss and perplexity only
         out: also write the metrics JSON here
+        fairness: answer with the assistant (the config's LLM and image encoder; llama.cpp for a GGUF LLM) and
+            report accuracy per de-identified sex and age band with bootstrap CIs and the largest gap (fairlearn
+            MetricFrame), and how often the answer changes when only the sex or age band of the DICOM line changes
+        image_projector: with --fairness, the image projector: auto (the shipped one), none, a shipped name or a
+            directory (default: the run's trained one, as without --fairness)
+        bootstrap: with --fairness, bootstrap resamples per confidence interval
     """
     from .stack import StackSpec, build_stack
     from .train_config import TrainConfig
@@ -213,6 +226,10 @@ def command(config: str, data: str | None = None, projector_dir: str | None = No
         samples = load_samples(data, cfg.data_root)
         kinds = [k for k in ("image", "audio") if any(s.media.get(k) for s in samples)]
         src = Path(projector_dir or cfg.output_dir)
+        if fairness:
+            metrics = _fairness(cfg, samples, src, untrained, image_projector, max_samples or cfg.eval_max_samples,
+                                max_new_tokens or cfg.eval_max_new_tokens, bootstrap)
+            return _report(metrics, out)
         for kind in kinds:
             if not untrained:
                 folder = src / f"{kind}_projector"
@@ -229,11 +246,49 @@ def command(config: str, data: str | None = None, projector_dir: str | None = No
     except MedAnyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return _report(metrics, out)
+
+
+def _report(metrics: dict, out: str | None) -> int:
     text = json.dumps(metrics, indent=2)
     if out:
         Path(out).write_text(text)
     print(text)
     return 0
+
+
+def _fairness(cfg, samples: list[Sample], src: Path, untrained: bool, image_projector: str | None,
+              max_samples: int | None, max_new_tokens: int, bootstrap: int) -> dict:
+    """``--fairness``: the assistant built from the config's LLM and image encoder answers the held-out set."""
+    from .config import StackConfig
+    from .fairness import fairness_eval, fairness_markdown, items_from_samples
+    from .pipeline import Assistant
+
+    if any(s.media.get("audio") for s in samples):
+        raise MedAnyError("--fairness scores image records; this held-out set has recordings.")
+    if untrained:
+        projector = "none"
+    elif image_projector:
+        projector = image_projector
+    elif (src / "image_projector").is_dir():
+        projector = str(src / "image_projector")
+    else:
+        raise MedAnyError("No trained image projector found; train first, or pass --image-projector auto (the "
+                          "shipped one) or --untrained.")
+    if cfg.lora and not untrained and (src / "lora").is_dir():
+        raise MedAnyError("--fairness answers with the assistant, which loads no LoRA adapter; evaluate this run "
+                          "without --fairness.")
+    if not cfg.encoder_for("image"):
+        raise MedAnyError("--fairness needs an image encoder; the config names no image_encoder.")
+    assistant = Assistant.load(StackConfig(llm=cfg.llm, vision=cfg.encoder_for("image"), speech="",
+                                           image_projector=projector, knowledge="none"))
+    items = items_from_samples(samples[:max_samples] if max_samples else samples)
+    result = fairness_eval(assistant, items, max_new_tokens=max_new_tokens, n_boot=bootstrap, progress=True)
+    projector_cfg = assistant.info.get("image", {}).get("projector") or {}
+    result["stack"] = {"llm": cfg.llm, "backend": assistant.info.get("backend"), "image_projector": projector,
+                       "projector_sha256": projector_cfg.get("sha256")}
+    print(fairness_markdown(result), file=sys.stderr)
+    return {"fairness": result}
 
 
 if __name__ == "__main__":

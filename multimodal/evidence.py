@@ -100,6 +100,17 @@ def classifier_evidence(label: str, text: str, labels: Sequence[tuple[str, float
     return Evidence("classifier", label, text, facts, alternatives, numbers_in(text))
 
 
+def not_a_scan(evidence: Evidence, summary: str) -> Evidence:
+    """``evidence`` of an image the domain check found to be no medical scan (:mod:`multimodal.image_domain`):
+    ``summary`` (:func:`multimodal.prompt.domain_summary`) leads its line, and its facts say it is a photograph
+    (modality ``XC``, external-camera photography, beside any the header gives; ``domain`` ``photo``), so an
+    answer that calls it a radiograph, a CT or a scan contradicts it."""
+    modality = tuple(dict.fromkeys((*evidence.facts.get("modality", ()), "XC")))
+    facts = {**evidence.facts, "modality": modality, "domain": ("photo",)}
+    return Evidence(evidence.source, evidence.label, f"{summary}; {evidence.text}", facts, evidence.alternatives,
+                    numbers_in(summary) + evidence.numbers)
+
+
 def transcript_evidence(label: str, text: str, transcript: str, language: str = "en") -> Evidence:
     """What a recording says: the symptoms, medicines and durations its transcript names (``transcript`` in
     English: Whisper's translation of speech in another ``language``, whose code the facts keep)."""

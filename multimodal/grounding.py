@@ -22,6 +22,10 @@ Three rules, each conservative enough to run on every answer:
    ``DrugBank DB00788``, ``ICD-10-CM R51.9`` ...), and a bare ICD-10-CM code with its
    dot (``J95.2``) or DrugBank id (``DB01234``), must be one the evidence gives (a
    row's citation, or an id its text states): a code the LLM made up is a contradiction.
+5. **A photo is no scan.** When the image-domain check found an attachment to be
+   no medical scan (:func:`multimodal.evidence.not_a_scan`) and the question asks
+   about a scan, or the answer calls the attachment one ("This chest film shows
+   ..."), the answer must say it is not a radiograph or scan.
 
 An answer that breaks a rule gets a :class:`Grounding` with one :class:`Issue`
 per break; the pipeline regenerates it once with :meth:`Grounding.correction`
@@ -37,6 +41,8 @@ from typing import Sequence
 
 from . import terms
 from .evidence import Evidence, durations_in
+from .image_domain import SCAN_WORDS, asks_about_scan
+from .prompt import NOT_A_SCAN
 
 UNIT = (r"(?:%|percent|per\s?cent|kcal|kilocalories|calories|cal|mg|milligrams?|mcg|µg|micrograms?|g|grams?|kg|"
         r"°\s?[CF]|degrees?)")
@@ -65,6 +71,9 @@ _CODE_MENTION = re.compile(r"(?<![\w\[])(ICD-10-CM|ICD-10|HPO|HP|OMIM|ORPHA|DECI
 # Codes written bare ("the ICD-10 code J95.2", "DB01234"): an ICD-10-CM code with its dot, or a DrugBank id.
 _BARE_CODE = re.compile(r"(?<![\w.\-/])(?:([A-TV-Z]\d[0-9A-Z]\.[0-9A-Z]{1,4})|(DB\d{5}))(?![\w.]\w|\w)")
 _COLON_SOURCES = {"HPO", "OMIM", "ORPHA", "DECIPHER"}
+_SAYS_NO_SCAN = re.compile(r"\b(?:not|isn't|aren't|no|nor|neither|rather than|instead of)\b(?:\W+\w+){0,5}?\W+"
+                           r"(?:radiographs?|x-?rays?|scans?|films?|dicom|medical\s+(?:images?|scans?|stud(?:y|ies))|"
+                           r"imaging)\b", re.IGNORECASE)
 CHECKED = ("modality", "body_part", "view", "food", "symptom", "medicine")
 IMAGE_SOURCES = ("dicom", "classifier", "attachment")
 
@@ -80,6 +89,9 @@ class Issue:
     sentence: str
 
     def describe(self) -> str:
+        if self.kind == "domain":
+            called = f'called the picture "{self.said}"' if self.said else "did not say"
+            return f"{called} where the evidence says it is {self.expected[0]}"
         want = ", ".join(self.expected) if self.expected else "nothing of the kind"
         return f'said "{self.said}" where the evidence gives {want}'
 
@@ -99,6 +111,9 @@ class Grounding:
         """A note for a second try that names each contradiction (and, for image findings, what to do instead)."""
         parts = "; ".join(i.describe() for i in self.issues)
         text = f"Correction: a draft answer {parts}."
+        if any(i.kind == "domain" for i in self.issues):
+            text += (" The attachment is not a radiograph or medical scan: begin the answer by saying so, and describe "
+                     "nothing in it as a scan.")
         if any(i.kind == "finding" for i in self.issues):
             text += (" No one has read the image itself: do not say what it shows (no finding, not even that it "
                      "looks normal); say what the header and the other findings state, and what the clinician "
@@ -114,9 +129,10 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
 
 
-def check(answer: str, evidence: Sequence[Evidence]) -> Grounding:
-    """Check ``answer`` against ``evidence`` (see the module docstring for the rules)."""
+def check(answer: str, evidence: Sequence[Evidence], question: str = "") -> Grounding:
+    """Check ``answer`` to ``question`` against ``evidence`` (see the module docstring for the rules)."""
     result = Grounding()
+    photo = any("photo" in e.facts.get("domain", ()) for e in evidence)
     allowed_numbers = [n for e in evidence for n in e.numbers]
     facts = {c: {n for e in evidence for n in e.facts.get(c, ())} for c in (*CHECKED, "duration")}
     weaker = {c: {n for e in evidence for n in e.alternatives.get(c, ())} for c in CHECKED}
@@ -153,7 +169,29 @@ def check(answer: str, evidence: Sequence[Evidence]) -> Grounding:
                 result.checked += 1
                 if said not in facts["duration"]:
                     result.issues.append(Issue("duration", said, tuple(sorted(facts["duration"])), sentence))
+    if photo:
+        result.issues += _scan_claims(answer, question)
     return result
+
+
+def says_not_a_scan(text: str) -> bool:
+    """Whether ``text`` says the picture is not a radiograph or scan ("This is not an X-ray but a photo ...")."""
+    return _SAYS_NO_SCAN.search(text) is not None
+
+
+def _scan_claims(answer: str, question: str) -> list[Issue]:
+    """Rule 5: an answer about a picture that is no scan, to a question about a scan or calling it one, that does
+    not say it is none: one issue per sentence calling it a scan (removed if kept), else one for the answer."""
+    if says_not_a_scan(answer):
+        return []
+    claims = []
+    for sentence in sentences(answer):
+        found = SCAN_WORDS.search(sentence)
+        if found and _CLAIM.search(sentence) and not _CONDITIONAL.search(sentence):
+            claims.append(Issue("domain", found.group(), (NOT_A_SCAN,), sentence))
+    if not claims and asks_about_scan(question):
+        claims.append(Issue("domain", "", (NOT_A_SCAN,), ""))
+    return claims
 
 
 def cited_ids(text: str) -> list[str]:

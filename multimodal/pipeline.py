@@ -29,10 +29,12 @@ from .evidence import (
     dicom_evidence,
     knowledge_absent,
     knowledge_evidence,
+    not_a_scan,
     note_evidence,
     transcript_evidence,
 )
 from .grounding import Grounding, without_unsupported
+from .image_domain import check_domain
 from .io.image import is_grayscale
 from .io.types import AudioClip, MedicalImage
 from .media import MediaBatch, prepare_media
@@ -42,6 +44,7 @@ from .prompt import (
     SYSTEM_PROMPT,
     classifier_summary,
     dicom_summary,
+    domain_summary,
     media_label,
     render_plan,
     transcript_summary,
@@ -52,6 +55,8 @@ __all__ = ["Answer", "AnswerStream", "Assistant", "PromptPlan", "Request", "SYST
 
 REMOVED_NOTE = "(MedAny removed a sentence that contradicted the evidence shown beside this answer.)"
 NOTHING_LEFT = "MedAny could not answer this from the evidence alone. What its tools found:"
+NOT_A_SCAN_ANSWER = ("{labels}: MedAny's image check found a photograph, not a radiograph or medical scan, so there is "
+                     "no scan to read here.")
 MAX_KNOWLEDGE_ROWS = 6
 
 
@@ -239,9 +244,11 @@ class Assistant:
 
     def plan(self, request: Request, context: Sequence[Evidence | str] = ()) -> PromptPlan:
         """What the prompt will say: each medium's evidence and whether its tokens are spliced, then the context."""
-        items = [PlanItem("image", i, image, self._described("image", i, image),
-                          self.projects("image") and self.projects_image(image))
-                 for i, image in enumerate(request.images, 1)]
+        items = []
+        for i, image in enumerate(request.images, 1):
+            evidence = self._described("image", i, image)
+            items.append(PlanItem("image", i, image, evidence,
+                                  self.projects("image") and self.projects_image(image, evidence)))
         notes = [c if isinstance(c, Evidence) else note_evidence("Context", str(c)) for c in context]
         given = any(n.source == "transcript" for n in notes)  # a caller's (corrected) transcript replaces Whisper's
         items += [PlanItem("audio", i, clip, self._described("audio", i, clip, transcribe=not given),
@@ -327,36 +334,47 @@ class Assistant:
             enc = encode_conversation(self.tokenizer, messages, batch.token_counts, tools=list(plan.tools) or None)
             return enc, self.model.encode_all(batch)
 
-    def projects_image(self, image: MedicalImage) -> bool:
-        """Whether the image projector takes ``image``.
+    def projects_image(self, image: MedicalImage, evidence: Evidence | None = None) -> bool:
+        """Whether the image projector takes ``image`` (whose ``evidence`` is :meth:`image_evidence`'s).
 
         A projector whose config says ``"applies_to": "scans"`` (the shipped
-        one: trained on DICOM scans only) takes DICOMs and grayscale pictures;
-        a colour photo such as a meal would be out of its domain and is
-        described by the classifier line alone.
+        one: trained on DICOM scans only) takes DICOMs and grayscale pictures
+        unless the image-domain check found the picture to be no scan; a colour
+        photo such as a meal would be out of its domain and is described by its
+        evidence line alone.
         """
         cfg = self.info.get("image", {}).get("projector") or {}
-        return cfg.get("applies_to", "any") != "scans" or image.kind == "dicom" or is_grayscale(image.pixels)
+        if cfg.get("applies_to", "any") != "scans":
+            return True
+        if evidence is not None and "photo" in evidence.facts.get("domain", ()):
+            return False
+        return image.kind == "dicom" or is_grayscale(image.pixels)
 
     def image_evidence(self, image: MedicalImage, index: int = 1) -> Evidence:
         """What the LLM is told about ``image``: its DICOM header fields, the classifier's labels, or neither.
 
-        With ``use_tools`` off nothing an encoder or the header says reaches the prompt.
+        An image the domain check finds to be no medical scan (a meal photo given to
+        the Clinician) says so first (:mod:`multimodal.image_domain`). With
+        ``use_tools`` off nothing an encoder or the header says reaches the prompt.
         """
         label = media_label("image", index)
-        if self.config.use_tools and image.kind == "dicom":
+        if not self.config.use_tools:
+            return Evidence("attachment", label, NO_DESCRIPTION)
+        found = None
+        if image.kind == "dicom":
             meta = image.meta or {}
-            return dicom_evidence(label, dicom_summary(meta), meta)
-        if self.config.use_tools and self.vision is not None:
-            if isinstance(self.vision, Classifier):
-                labels = self.vision.classify(image, top_k=3) if self.vision.trained_head else []
-                if labels:
-                    return classifier_evidence(label, classifier_summary(labels), labels)
-            else:
-                said = self.vision.describe(image)
-                if said:
-                    return note_evidence(label, classifier_summary(said), source="classifier")
-        return Evidence("attachment", label, NO_DESCRIPTION)
+            found = dicom_evidence(label, dicom_summary(meta), meta)
+        elif isinstance(self.vision, Classifier):
+            labels = self.vision.classify(image, top_k=3) if self.vision.trained_head else []
+            if labels:
+                found = classifier_evidence(label, classifier_summary(labels), labels)
+        elif self.vision is not None:
+            said = self.vision.describe(image)
+            if said:
+                found = note_evidence(label, classifier_summary(said), source="classifier")
+        found = found or Evidence("attachment", label, NO_DESCRIPTION)
+        verdict = check_domain(image, self.vision)
+        return found if verdict.scan else not_a_scan(found, domain_summary(verdict))
 
     def audio_evidence(self, clip: AudioClip, index: int = 1, transcribe: bool = True) -> Evidence:
         """What the LLM is told about ``clip``: its duration and Whisper's transcript (or that it is silent).
@@ -450,7 +468,7 @@ class Assistant:
             text = text.rstrip() + cite
             yield cite
         timings.total_s = time.perf_counter() - t0
-        self.last_answer = Answer(text.strip(), request, plan, grounding.check(text, plan.evidence))
+        self.last_answer = Answer(text.strip(), request, plan, grounding.check(text, plan.evidence, plan.question))
 
     def respond(self, question: str, images: Sequence = (), audios: Sequence = (), *, guard: bool = True,
                 **generate) -> "AnswerStream":
@@ -495,6 +513,9 @@ class Assistant:
             kept = without_unsupported(text, second.grounding).strip()
             if not kept:  # nothing grounded is left: say what the evidence says, which cannot contradict it
                 kept = "\n".join([NOTHING_LEFT] + [f"- {e.line}" for e in second.evidence])
+            if any(i.kind == "domain" for i in second.grounding.issues):  # still not said: MedAny says it
+                photos = [e.label for e in second.evidence if "photo" in e.facts.get("domain", ())]
+                kept = f"{NOT_A_SCAN_ANSWER.format(labels=' and '.join(photos))}\n\n{kept}"
             text = f"{kept}\n\n{REMOVED_NOTE}"
         self.last_answer = replace(second, text=text, draft=draft.text)
 

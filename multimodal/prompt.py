@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Mapping, Sequence
 
+from .image_domain import asks_about_scan
 from .template import PLACEHOLDERS
 
 SYSTEM_PROMPT = (
@@ -45,6 +46,13 @@ JSON_ANSWER = "Answer with one JSON value that matches this JSON schema: {schema
 
 NO_DESCRIPTION = "image attached"
 """The line of an image nothing could describe (a photo without a classifier, tools off)."""
+
+NOT_A_SCAN = "not a radiograph or medical scan"
+"""What an image the domain check rejects is (:mod:`multimodal.image_domain`): said in its line and in answers."""
+
+SAY_NOT_A_SCAN = ("{labels} {verb} " + NOT_A_SCAN + " (MedAny's image check): begin the answer by saying so, and "
+                  "describe nothing in it as a scan.")
+"""Follows a question that asks about a scan when an attached picture is no scan."""
 
 
 def media_label(kind: str, index: int) -> str:
@@ -82,6 +90,17 @@ def classifier_summary(labels: str | Sequence[tuple[str, float]]) -> str:
     weak = ", ".join(f"{name} {p:.0%}" for name, p in labels if p < 0.5 * top)
     line = f"photo; a general object classifier (not medical) sees: {strong}"
     return line + (f"; less likely: {weak}" if weak else "")
+
+
+def domain_summary(verdict) -> str:
+    """What the image-domain check found about a picture that is no scan
+    (:class:`~multimodal.image_domain.DomainVerdict`):
+    ``"not a radiograph or medical scan: a colour photograph (MedAny's image check: colour saturation 0.61)"``."""
+    if verdict.reason == "food":
+        why = f"a photograph of food (MedAny's image check: a general classifier sees food, {verdict.food:.0%})"
+    else:
+        why = f"a colour photograph (MedAny's image check: colour saturation {verdict.saturation:.2f})"
+    return f"{NOT_A_SCAN}: {why}"
 
 
 _TRANSLATION = '", English translation: "'
@@ -138,6 +157,9 @@ def render_plan(plan) -> list[dict]:
     if any(e.source == "knowledge" for e in plan.context):
         lines.append(CITE_KNOWLEDGE)
     question = plan.question if not plan.correction else f"{plan.question}\n{plan.correction}"
+    photos = [item.evidence.label for item in plan.media if "photo" in item.evidence.facts.get("domain", ())]
+    if photos and asks_about_scan(plan.question):
+        question += "\n" + SAY_NOT_A_SCAN.format(labels=" and ".join(photos), verb="is" if len(photos) == 1 else "are")
     if plan.answer_language:
         question += "\n" + ANSWER_LANGUAGE.format(language=plan.answer_language)
     if plan.json_schema is not None:

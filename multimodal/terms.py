@@ -28,6 +28,7 @@ MODALITIES: dict[str, tuple[str, ...]] = {
     "XA": ("XA", "angiography", "angiogram"),
     "RF": ("RF", "fluoroscopy"),
     "OT": ("OT",),
+    "XC": ("XC", "external-camera photography"),
 }
 # Codes that are one kind of examination: naming either is not a contradiction.
 SAME_MODALITY = ({"CR", "DX"},)

@@ -94,3 +94,43 @@ def test_a_finding_claimed_about_an_image_is_flagged_normal_or_not():
     assert check("A radiologist would check for fractures and effusions.", ev).ok  # what to look for, not a claim
     assert check("On this image, look for signs of pneumonia.", ev).ok
     assert check("The patient reports pneumonia.", _transcript("I was told I had pneumonia.")).ok  # no image here
+
+
+def _fruit_photo():
+    from multimodal.evidence import not_a_scan
+    from multimodal.image_domain import DomainVerdict
+    from multimodal.prompt import domain_summary
+
+    labels = [("lemon", 0.75), ("orange", 0.2)]
+    return [not_a_scan(classifier_evidence("Image 1", "photo; sees: lemon 75%", labels),
+                       domain_summary(DomainVerdict(False, "colour", 0.61)))]
+
+
+def test_a_photo_that_is_no_scan_states_it_and_may_not_be_called_a_radiograph():
+    photo = _fruit_photo()
+    assert photo[0].text.startswith("not a radiograph or medical scan: a colour photograph (MedAny's image check: "
+                                    "colour saturation 0.61); photo; sees: lemon 75%")
+    assert photo[0].facts["modality"] == ("XC",) and photo[0].facts["domain"] == ("photo",)
+    called = check("This chest film shows a lemon.", photo, "What does this chest film show?")
+    assert [(i.kind, i.said, i.sentence) for i in called.issues] == [
+        ("domain", "film", "This chest film shows a lemon.")]
+    xray = check("The image is a chest X-ray of a lemon.", photo)
+    assert sorted(i.kind for i in xray.issues) == ["domain", "modality"]  # "X-ray" names CR, the photo is XC
+    assert "begin the answer by saying so" in xray.correction()
+
+
+def test_a_scan_question_about_a_photo_needs_the_answer_to_say_it_is_none():
+    photo = _fruit_photo()
+    silent = check("It shows a lemon.", photo, "What does this chest film show?")
+    assert [(i.kind, i.said, i.sentence) for i in silent.issues] == [("domain", "", "")]
+    assert silent.issues[0].describe() == "did not say where the evidence says it is not a radiograph or medical scan"
+    for said in ("This is not a radiograph: it is a photo of a lemon.", "This image isn't a medical scan.",
+                 "It is a photograph rather than an X-ray."):
+        assert check(said, photo, "What does this chest film show?").ok, said
+    assert check("It shows a lemon.", photo, "What fruit is this?").ok  # no scan asked about, none claimed
+
+
+def test_the_scan_rule_leaves_real_scans_alone():
+    meta = {"modality": "CR", "body_part": "CHEST", "view": "PA"}
+    film = [dicom_evidence("Image 1", dicom_summary(meta), meta)]
+    assert check("This chest film is a PA radiograph.", film, "What does this chest film show?").ok

@@ -289,3 +289,51 @@ def test_until_stop_cuts_before_the_first_stop_text(pieces, stop, out):
 
     got = list(until_stop(gen(), stop))
     assert "".join(got) == "".join(out) and closed == [True]
+
+
+def test_a_meal_photo_given_to_the_clinician_is_said_to_be_no_radiograph(tmp_path):
+    """The fruit photo with a chest-film question: its line says it is no scan, the scans-only projector leaves it
+    out, a draft calling it a film is revised, and if the revision still does not say it, MedAny says it."""
+    from encoders import create_encoder
+    from multimodal.io import load_image
+    from multimodal.pipeline import NOT_A_SCAN_ANSWER, REMOVED_NOTE, Request
+    from tests.scripted import scripted
+
+    proj = create_projector("mlp2x_gelu", create_encoder("tiny_vit").out_dim, 64)
+    scans_only = save_projector(proj, tmp_path / "scans", encoder="tiny_vit", llm="tiny-random", applies_to="scans")
+    replies = iter([["This chest film shows a lemon."], ["The film shows a lemon. ", "Ask about vitamin C."]])
+    prompts = []
+
+    def script(prompt):
+        prompts.append(prompt)
+        return next(replies)
+
+    assistant = scripted(Assistant.load(StackConfig(**{**TINY, "speech": ""}, image_projector=str(scans_only))),
+                         script)
+    fruit = load_image("sample:fruits.jpg")
+    question = "What does this chest film show?"
+    plan = assistant.plan(Request(question, [fruit]))
+    assert plan.media[0].evidence.line == ("Image 1: not a radiograph or medical scan: a colour photograph (MedAny's "
+                                           "image check: colour saturation 0.61); image attached")
+    assert not plan.media[0].spliced
+    text = assistant.answer(question, [fruit])
+    assert "Image 1: not a radiograph or medical scan" in prompts[0] and "<image>" not in prompts[0]
+    assert ("Question: What does this chest film show?\nImage 1 is not a radiograph or medical scan (MedAny's image "
+            "check): begin the answer by saying so") in prompts[0]
+    assert "Correction: a draft answer called the picture \"film\"" in prompts[1]
+    assert text == (f"{NOT_A_SCAN_ANSWER.format(labels='Image 1')}\n\nAsk about vitamin C.\n\n{REMOVED_NOTE}")
+
+
+def test_an_answer_that_says_the_photo_is_no_scan_is_kept():
+    from multimodal.io import load_image
+    from multimodal.pipeline import Request
+    from tests.scripted import scripted
+
+    assistant = scripted(Assistant.load(StackConfig(**{**TINY, "speech": ""})),
+                         lambda prompt: ["This is not a radiograph; ", "it is a photo of fruit."])
+    text = assistant.answer("What does this chest film show?", [load_image("sample:fruits.jpg")])
+    assert text == "This is not a radiograph; it is a photo of fruit." and not assistant.last_answer.revised
+    messages, _ = assistant.build_messages(assistant.last_answer.request)
+    assert "begin the answer by saying so" in messages[-1]["content"]
+    messages, _ = assistant.build_messages(Request("What fruit is this?", [load_image("sample:fruits.jpg")]))
+    assert "begin the answer" not in messages[-1]["content"]  # a question that is not about a scan: no instruction

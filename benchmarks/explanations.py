@@ -89,13 +89,14 @@ def loss(curve: list[float]) -> float:
     return float(np.mean([curve[0] - v for v in curve[1:]]))
 
 
-def run_stack(llm: str, backend: str, scans: list, steps: int, randoms: int) -> dict:
+def run_stack(llm: str, backend: str, scans: list, steps: int, randoms: int, threads: int = 0) -> dict:
     from multimodal.config import StackConfig
     from multimodal.explain import explain
     from multimodal.io import load_image
     from multimodal.pipeline import Assistant
 
-    assistant = Assistant.load(StackConfig(llm=llm, backend=backend, speech="", knowledge="none", max_new_tokens=48))
+    assistant = Assistant.load(StackConfig(llm=llm, backend=backend, speech="", knowledge="none", max_new_tokens=48,
+                                           threads=threads))
     rng = np.random.default_rng(0)
     rows, times = [], []
     for scan in scans:
@@ -143,6 +144,7 @@ def main() -> None:
     parser.add_argument("--scans", type=int, default=6, help="held-out scans (default 6)")
     parser.add_argument("--steps", type=int, default=7, help="deletion steps (default 7: one grid row at a time)")
     parser.add_argument("--random", type=int, default=3, help="random orders per scan (default 3)")
+    parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (default 0: every core)")
     args = parser.parse_args()
     from multimodal.io import load_image
     from multimodal.machine import machine
@@ -153,7 +155,8 @@ def main() -> None:
     scans = held_out_scans(args.scans)
     print(f"Machine: {machine()}; {len(scans)} held-out scans ({', '.join(s.name for s in scans)}); "
           f"{args.steps} deletion steps, {args.random} random orders each; question {QUESTION!r}.\n")
-    results = [run_stack(llm, backend, scans, args.steps, args.random) for llm, backend in zip(llms, backends)]
+    results = [run_stack(llm, backend, scans, args.steps, args.random, args.threads)
+               for llm, backend in zip(llms, backends)]
 
     print("| LLM | backend | map | scans | deletion loss, map | deletion loss, random | map beats every random order |")
     print("|---|---|---|---|---|---|---|")

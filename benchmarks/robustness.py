@@ -43,6 +43,8 @@ from typing import Callable
 
 import numpy as np
 
+from multimodal.image_domain import asks_about_scan
+
 SEVERITIES = (1, 2, 3, 4, 5)
 FORMATS = ("DICOM", "PNG")
 SCANS = ("RG1_UNCR.dcm", "RG3_UNCR.dcm", "J2K_pixelrep_mismatch.dcm", "MR_small.dcm")
@@ -462,6 +464,27 @@ def domain_rows(assistant, answers: bool, max_new_tokens: int) -> list[dict]:
     return rows
 
 
+def not_scan_tables(rows: list[dict]) -> list[str]:
+    """Markdown: each picture's verdict and check time; with answers, per Clinician question how many first drafts
+    and guarded answers say the picture is not a radiograph."""
+    lines = ["**Pictures that are no scan**, given to the Clinician:", "", "| picture | verdict | check time |",
+             "|---|---|---|"]
+    for row in rows:
+        v = row["verdict"]
+        verdict = "scan" if v["scan"] else f"no scan ({v['reason']}: saturation {v['saturation']:.2f}" + (
+            f", food {v['food']:.2f})" if v["food"] is not None else ")")
+        lines.append(f"| {row['name']} | {verdict} | {row['check_ms']:.0f} ms |")
+    if rows and rows[0]["answers"]:
+        lines += ["", "| Clinician question | asks about a scan | first drafts saying not a radiograph | guarded "
+                  "answers saying it |", "|---|---|---|---|"]
+        for i, question in enumerate(CLINICIAN_QUESTIONS):
+            said = [r["answers"][i] for r in rows]
+            lines.append(f"| {question} | {'yes' if asks_about_scan(question) else 'no'} | "
+                         f"{sum(a['first_says'] for a in said)}/{len(said)} | "
+                         f"{sum(a['final_says'] for a in said)}/{len(said)} |")
+    return lines
+
+
 # -- the run -----------------------------------------------------------------------------------
 
 
@@ -505,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=40)
     parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: every core)")
     parser.add_argument("--json", help="also write every answer and score here")
+    parser.add_argument("--not-scans-only", action="store_true", help="only the pictures that are no scan")
     args = parser.parse_args(argv)
     from multimodal.cli import quiet_libraries
     from multimodal.config import StackConfig
@@ -517,11 +541,15 @@ def main(argv: list[str] | None = None) -> int:
     llm = args.llm if args.answers else "tiny-random"  # the evidence path needs no real LLM
     assistant = Assistant.load(StackConfig(llm=llm, speech="", knowledge="none", threads=args.threads,
                                            image_projector="auto" if args.answers else "none"))
+    ood = domain_rows(assistant, args.answers, args.max_new_tokens)
+    if args.not_scans_only:
+        print(f"Machine: {machine()}, no GPU. LLM {llm}; greedy, {args.max_new_tokens} new tokens.\n")
+        print("\n".join(not_scan_tables(ood)))
+        return _write(args.json, {"not_scans": ood})
     all_cases = cases(tuple(args.scans.split(",")))
     t0 = time.perf_counter()
     ev = evidence_scores(describe_all(assistant, all_cases, severities))
     ev_s = time.perf_counter() - t0
-    ood = domain_rows(assistant, args.answers, args.max_new_tokens)
     record: dict = {"evidence": {"|".join(map(str, k)): v for k, v in ev.items()}, "not_scans": ood}
     projector = assistant.info.get("image", {}).get("projector") or {}
     print(f"Machine: {machine()}, no GPU. Scans: {', '.join(c.scan for c in all_cases if c.fmt == 'DICOM')} "
@@ -551,23 +579,14 @@ def main(argv: list[str] | None = None) -> int:
               f"view it names; fields the same as on the clean file / fields right. Clean: DICOM "
               f"{_pct(clean['DICOM']['accuracy'])} right, PNG {_pct(clean['PNG']['accuracy'])} right.\n")
         print("\n".join(_table(scored, lambda r: f"{_pct(r['same'])} / {_pct(r['accuracy'])}", severities)))
-    print("\n**Pictures that are no scan**, given to the Clinician" + (
-        f" (questions: {'; '.join(repr(q) for q in CLINICIAN_QUESTIONS)})" if args.answers else "") + ":\n")
-    head = "| picture | verdict | check time |" + (" first answer says not a radiograph | guarded answer says it |"
-                                                      if args.answers else "")
-    print(head + "\n|---|---|---|" + ("---|---|" if args.answers else ""))
-    for row in ood:
-        v = row["verdict"]
-        verdict = "scan" if v["scan"] else f"no scan ({v['reason']}: saturation {v['saturation']:.2f}" + (
-            f", food {v['food']:.2f})" if v["food"] is not None else ")")
-        cells = [row["name"], verdict, f"{row['check_ms']:.0f} ms"]
-        if args.answers:
-            n = len(row["answers"])
-            cells += [f"{sum(a['first_says'] for a in row['answers'])}/{n}",
-                      f"{sum(a['final_says'] for a in row['answers'])}/{n}"]
-        print("| " + " | ".join(cells) + " |")
-    if args.json:
-        with open(args.json, "w") as f:
+    print()
+    print("\n".join(not_scan_tables(ood)))
+    return _write(args.json, record)
+
+
+def _write(path: str | None, record: dict) -> int:
+    if path:
+        with open(path, "w") as f:
             json.dump(record, f, indent=1, default=str)
     return 0
 

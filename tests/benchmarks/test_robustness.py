@@ -16,6 +16,7 @@ from benchmarks.robustness import (
     gamma_contrast,
     gaussian_blur,
     jpeg_roundtrip,
+    not_scan_tables,
     rewindow,
     rotate,
 )
@@ -84,6 +85,19 @@ def test_answers_are_read_as_the_fields_they_name():
     assert scores[("DICOM", "blur", 1)] == {"n": 1, "same": 0.0, "accuracy": 1.0}
     assert scores[("DICOM", "blur", 2)] == {"n": 1, "same": 0.0, "accuracy": 0.0}
     assert scores[("DICOM", "clean", 0)] == {"n": 1, "same": 1.0, "accuracy": 1.0}
+
+
+def test_the_not_scan_table_counts_answers_per_question():
+    verdict = {"scan": False, "reason": "colour", "saturation": 0.6, "food": None}
+    says = [(True, True), (False, True), (False, False)]  # (first draft says it, guarded answer says it)
+    rows = [{"name": f"photo {i}", "verdict": verdict, "check_ms": 4.0,
+             "answers": [{"first_says": f, "final_says": g} for f, g in says]} for i in range(2)]
+    lines = not_scan_tables(rows)
+    assert "| photo 0 | no scan (colour: saturation 0.60) | 4 ms |" in lines
+    assert lines[-3:] == [
+        "| What does this chest film show, and what should the patient ask their doctor? | yes | 2/2 | 2/2 |",
+        "| What modality, body part and view is this scan? | yes | 0/2 | 2/2 |",
+        "| Describe this image. | no | 0/2 | 0/2 |"]
 
 
 @pytest.mark.slow

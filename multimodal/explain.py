@@ -36,13 +36,12 @@ import torch
 
 from .errors import InputError
 from .evidence import Evidence, dicom_evidence
-from .prompt import NO_DESCRIPTION, dicom_summary
+from .prompt import DICOM_FIELDS, NO_DESCRIPTION, dicom_summary
 
 CAVEAT = ("These maps explain the model, not the disease: they show what this model's answer rests on, not where a "
           "finding is (saliency maps localise chest X-ray findings worse than radiologists: Saporta et al., Nature "
           "Machine Intelligence 2022).")
-DICOM_FIELD_NAMES = {"modality": "DICOM modality", "body_part": "DICOM body part", "view": "DICOM view",
-                     "age_band": "DICOM age", "sex": "DICOM sex"}
+DICOM_FIELD_NAMES = {key: f"DICOM {label}" for key, label in DICOM_FIELDS}
 """Header fields a fact attribution removes one at a time (those :func:`multimodal.prompt.dicom_summary` writes)."""
 OCCLUSION_BLOCK = 3
 """Tokens per side of a block occlusion hides at once: a 7 x 7 grid takes 9 LLM passes instead of 49."""

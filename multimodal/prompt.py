@@ -29,7 +29,7 @@ MODALITY_NAMES = {"CR": "computed radiography, an X-ray", "DX": "digital radiogr
                   "MG": "mammography", "NM": "nuclear medicine", "PT": "positron emission tomography",
                   "XA": "X-ray angiography", "RF": "fluoroscopy"}
 
-_DICOM_FIELDS = (("modality", "modality"), ("body_part", "body part"), ("view", "view"), ("age_band", "age"),
+DICOM_FIELDS = (("modality", "modality"), ("body_part", "body part"), ("view", "view"), ("age_band", "age"),
                  ("sex", "sex"))
 
 
@@ -68,7 +68,7 @@ def media_line(kind: str, index: int, description: str) -> str:
 def dicom_summary(meta: Mapping) -> str:
     """``"DICOM modality CR (computed radiography, an X-ray), body part CHEST, view PA"`` from de-identified fields."""
     parts = []
-    for key, label in _DICOM_FIELDS:
+    for key, label in DICOM_FIELDS:
         if meta.get(key):
             value = str(meta[key])
             name = MODALITY_NAMES.get(value.upper()) if key == "modality" else None

@@ -80,6 +80,8 @@ ALLOW = frozenset({
     "LUTDescriptor", "LUTData", "ModalityLUTType", "RedPaletteColorLookupTableDescriptor",
     "GreenPaletteColorLookupTableDescriptor", "BluePaletteColorLookupTableDescriptor",
     "RedPaletteColorLookupTableData", "GreenPaletteColorLookupTableData", "BluePaletteColorLookupTableData",
+    "SegmentedRedPaletteColorLookupTableData", "SegmentedGreenPaletteColorLookupTableData",
+    "SegmentedBluePaletteColorLookupTableData",
     "PresentationLUTShape", "LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod",
     "BurnedInAnnotation", "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
     "PixelMeasuresSequence", "PlanePositionSequence", "PlaneOrientationSequence", "PixelValueTransformationSequence",

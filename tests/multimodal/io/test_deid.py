@@ -274,10 +274,12 @@ def test_cli_refuses_special_files_instead_of_hanging_or_reading_forever(tmp_pat
 
 
 @pytest.mark.parametrize("profile", ["basic", "allowlist"])
-def test_both_profiles_keep_what_the_model_reads(profile):
+@pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "gdcm-US-ALOKA-16.dcm"])
+def test_both_profiles_keep_what_the_model_reads(profile, name):
+    """The chest film, and an ultrasound whose palette is stored segmented (the allowlist once dropped it)."""
     from multimodal.io import load_image
 
-    data = sample_bytes("RG1_UNCR.dcm")
+    data = sample_bytes(name)
     out = deidentify_bytes(data, profile=profile)
     before, after = load_image(data), load_image(out)
     assert (after.pixels == before.pixels).all()

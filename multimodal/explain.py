@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -166,6 +167,20 @@ def mean_logprob(backend, enc, media, target: torch.Tensor) -> float:
         return float(backend.answer_logprobs(enc.input_ids, media, target).mean())
 
 
+class Baseline:
+    """The answer's prompt encoded once, its tokens, and (on first use) its mean log-probability: what the
+    occlusion map and the fact weights both measure losses from."""
+
+    def __init__(self, assistant, answer):
+        self.backend = assistant.backend
+        self.enc, self.media = assistant.encode_plan(answer.request, answer.plan)
+        self.target = answer_ids(assistant.tokenizer, answer.text)
+
+    @cached_property
+    def full(self) -> float:
+        return mean_logprob(self.backend, self.enc, self.media, self.target)
+
+
 def image_rows(assistant, plan, image_index: int) -> slice | None:
     """Rows of the prompt's image features that belong to image ``image_index`` (None: not spliced)."""
     spliced = [item.index for item in plan.media if item.kind == "image" and item.spliced]
@@ -176,8 +191,8 @@ def image_rows(assistant, plan, image_index: int) -> slice | None:
     return slice(j * per_image, (j + 1) * per_image)
 
 
-def answer_map(assistant, answer, image_index: int = 1, block: int = 1,
-               method: str = "auto") -> tuple[Heatmap | None, int]:
+def answer_map(assistant, answer, image_index: int = 1, block: int = 1, method: str = "auto",
+               base: Baseline | None = None) -> tuple[Heatmap | None, int]:
     """The answer map of image ``image_index`` and the LLM passes it took (see the module docstring).
 
     ``method``: ``gradient`` (gradient x input; needs the transformers backend), ``occlusion``, or ``auto``
@@ -195,12 +210,11 @@ def answer_map(assistant, answer, image_index: int = 1, block: int = 1,
                          code="invalid_value")
     if not isinstance(block, int) or block < 1:
         raise InputError("The occlusion block must be a whole number of tokens, at least 1.", code="invalid_value")
-    request, plan = answer.request, answer.plan
-    rows = image_rows(assistant, plan, image_index)
+    rows = image_rows(assistant, answer.plan, image_index)
     if rows is None:
         return None, 0
-    enc, media = assistant.encode_plan(request, plan)
-    target = answer_ids(assistant.tokenizer, answer.text)
+    base = base or Baseline(assistant, answer)
+    enc, media, target = base.enc, base.media, base.target
     image = media["image"]  # [T_all, D]
     if has_grad and method != "occlusion":
         with torch.inference_mode(False), torch.enable_grad():
@@ -210,7 +224,7 @@ def answer_map(assistant, answer, image_index: int = 1, block: int = 1,
             (grad,) = torch.autograd.grad(total, own)
         scores = (grad * own.detach()).sum(-1)  # [T]
         return Heatmap(as_grid(scores), "Answer map: gradient x input on the image tokens", "gradient-x-input"), 1
-    full = mean_logprob(assistant.backend, enc, media, target)
+    full = base.full
     grid = as_grid(np.zeros(rows.stop - rows.start))
     h, w = grid.shape
     mean = image[rows].mean(0)  # [D] the occluding token
@@ -258,15 +272,14 @@ def _with_item(plan, n: int, evidence: Evidence):
     return replace(plan, media=media)
 
 
-def fact_weights(assistant, answer, parts: Sequence[tuple[str, str, object]] | None = None) -> list[FactWeight]:
+def fact_weights(assistant, answer, parts: Sequence[tuple[str, str, object]] | None = None,
+                 base: Baseline | None = None) -> list[FactWeight]:
     """Each prompt part's weight: the answer's mean per-token log-probability lost when it is removed."""
-    target = answer_ids(assistant.tokenizer, answer.text)
-    enc, media = assistant.encode_plan(answer.request, answer.plan)
-    full = mean_logprob(assistant.backend, enc, media, target)
+    base = base or Baseline(assistant, answer)
     out = []
     for part, text, ablated in parts if parts is not None else prompt_parts(answer.plan):
         enc, media = assistant.encode_plan(answer.request, ablated)
-        out.append(FactWeight(part, text, full - mean_logprob(assistant.backend, enc, media, target)))
+        out.append(FactWeight(part, text, base.full - mean_logprob(assistant.backend, enc, media, base.target)))
     return sorted(out, key=lambda f: -f.delta)
 
 
@@ -285,6 +298,7 @@ def explain_steps(assistant, answer=None, image_index: int = 1, *, block: int = 
         raise InputError(f"There is no image {image_index} in this study (it has {len(images)}).",
                          code="invalid_value")
     out = Explanation(image_index if images else None)
+    base = Baseline(assistant, answer)  # one encoding and one full pass for the map and the facts
     t = time.perf_counter()
     item = next((m for m in answer.plan.media if m.kind == "image" and m.index == image_index), None)
     if item is not None and item.evidence.source == "classifier" and assistant.vision is not None:
@@ -293,14 +307,14 @@ def explain_steps(assistant, answer=None, image_index: int = 1, *, block: int = 
         yield out
     if images:
         t = time.perf_counter()
-        out.answer_map, out.passes = answer_map(assistant, answer, image_index, block, method)
+        out.answer_map, out.passes = answer_map(assistant, answer, image_index, block, method, base)
         out.seconds["answer_map"] = time.perf_counter() - t
         yield out
     if facts:
         t = time.perf_counter()
         parts = prompt_parts(answer.plan)
-        out.facts = fact_weights(assistant, answer, parts)
-        out.passes += len(parts) + 1
+        out.facts = fact_weights(assistant, answer, parts, base)
+        out.passes += len(parts) + 1  # and the full prompt's pass, shared with an occlusion map
         out.seconds["facts"] = time.perf_counter() - t
     yield out
 

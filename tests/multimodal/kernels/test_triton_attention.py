@@ -12,7 +12,8 @@ import pytest
 import torch
 
 pytest.importorskip("triton")
-assert os.environ.get("TRITON_INTERPRET") == "1", "conftest must enable the Triton interpreter"
+if os.environ.get("TRITON_INTERPRET") != "1":  # benchmarks/gpu_check.sh: test_triton_cuda.py runs instead
+    pytest.skip("these run the kernel under the Triton interpreter (TRITON_INTERPRET=1)", allow_module_level=True)
 
 from multimodal.kernels.reference import reference_attention  # noqa: E402
 from multimodal.kernels.triton_attention import _span_bounds, flash_attention  # noqa: E402

@@ -24,7 +24,8 @@ def table(split: str, result: dict) -> list[str]:
 
     lines = [f"\n{split}: {result['reports']} reports; exact reports {result['exact_reports']:.2f}, "
              f"exact cells {result['exact_cells']:.3f}",
-             "| label | positive F1 (n) | negative F1 (n) | uncertain F1 (n) | mention F1 (n) |", "|---|---|---|---|---|"]
+             "| label | positive F1 (n) | negative F1 (n) | uncertain F1 (n) | mention F1 (n) |",
+             "|---|---|---|---|---|"]
     for name in LABELS:
         cells = [result[t]["per_label"][name] for t in ("positive", "negative", "uncertain", "mention")]
         lines.append(f"| {name} | " + " | ".join(f"{f(c['f1'])} ({c['support']})" for c in cells) + " |")

@@ -5,7 +5,8 @@ another language) the way ConText does (Chapman et al., 2011): sentences are cut
 into clauses at ``;``, ``but``, ``although`` ...; a negation ("no", "not", "denies",
 "without" ...) or uncertainty ("maybe", "I think" ...) trigger earlier in a clause
 covers every finding after it in that clause ("no fever or chills", but "a headache
-but no fever"); the rules run on :mod:`multimodal.context`, the engine the report labeler shares. Symptoms and medicines are the concepts the knowledge base links
+but no fever"); the rules run on :mod:`multimodal.context`, the engine the report
+labeler shares. Symptoms and medicines are the concepts the knowledge base links
 (HPO phenotypes, drugs), or the grounding check's own short lists without one; a
 medicine's dose, route and frequency, and a symptom's duration, come from the same
 clause. "Allergic to X" makes an allergy.

@@ -15,8 +15,9 @@ in); on a full test set every label has support and this equals scikit-learn's
 macro. Micro F1 pools the TP/FP/FN of all labels. "F1-5" is the same over the
 five CheXpert competition labels. No Finding is one of the 14, as in F1CheXbert.
 
-BLEU-4 is sacrebleu's corpus BLEU (its default 13a tokenizer, uniform 4-gram
-weights, brevity penalty), divided by 100 so that every score here is 0-1.
+BLEU-4 is sacrebleu's corpus BLEU with its defaults (13a tokenizer, uniform 4-gram
+weights, brevity penalty, "exp" smoothing of n-gram orders with no match),
+divided by 100 so that every score here is 0-1.
 ROUGE-L is the mean over report pairs of rouge-score's ROUGE-L F-measure
 (no stemming).
 """

@@ -14,6 +14,7 @@
     medany bench TASK --data DIR|--hub|--fixture [--out FILE] | --list   (medical benchmarks: docs/bench.md)
     medany knowledge build|info|search|link|show ["text"]
     medany mcp [--transport stdio|http] [--allow-files DIR]...   (the tools, for other agents)
+    medany eval-reports GEN.jsonl REF.jsonl [--out FILE] [--rexrank FILE]   (docs/report-metrics.md)
 """
 
 from __future__ import annotations
@@ -367,7 +368,9 @@ DELEGATED = {"deid": ("multimodal.io.deid", "main", "de-identify DICOM files (PS
              "eval": ("multimodal.evaluate", "main", "evaluate trained projectors on held-out data"),
              "knowledge": ("multimodal.knowledge.command", "main",
                            "build, describe or search the knowledge base (ICD-10-CM, HPO, drugs, foods)"),
-             "mcp": ("multimodal.mcp_server", "main", "serve the built-in tools over the Model Context Protocol")}
+             "mcp": ("multimodal.mcp_server", "main", "serve the built-in tools over the Model Context Protocol"),
+             "eval-reports": ("multimodal.reportmetrics.command", "main",
+                              "score generated radiology reports: CheXpert label F1, BLEU-4, ROUGE-L, ReXrank files")}
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

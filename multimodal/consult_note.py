@@ -5,7 +5,8 @@ another language) the way ConText does (Chapman et al., 2011): sentences are cut
 into clauses at ``;``, ``but``, ``although`` ...; a negation ("no", "not", "denies",
 "without" ...) or uncertainty ("maybe", "I think" ...) trigger earlier in a clause
 covers every finding after it in that clause ("no fever or chills", but "a headache
-but no fever"). Symptoms and medicines are the concepts the knowledge base links
+but no fever"); the rules run on :mod:`multimodal.context`, the engine the report
+labeler shares. Symptoms and medicines are the concepts the knowledge base links
 (HPO phenotypes, drugs), or the grounding check's own short lists without one; a
 medicine's dose, route and frequency, and a symptom's duration, come from the same
 clause. "Allergic to X" makes an allergy.
@@ -27,14 +28,21 @@ from dataclasses import asdict, dataclass, field
 from encoders.languages import language_name
 
 from . import terms
+from .context import Rules, Trigger, words
 from .evidence import WORD_NUMBERS, durations_in, note_evidence, transcript_evidence
 from .prompt import transcript_summary
 
-_CLAUSE = re.compile(r"[.;!?\n]+|,?\s+\b(?:but|although|though|however|whereas|except)\b", re.IGNORECASE)
-_NEGATION = re.compile(r"\b(?:no|not|never|denies|denied|deny|without|none|nor|neither|free of|negative for|"
-                       r"don't|doesn't|didn't|haven't|hasn't|isn't|wasn't|can't)\b", re.IGNORECASE)
-_UNCERTAIN = re.compile(r"\b(?:maybe|perhaps|possibly|possible|probably|might|may be|could be|not sure|unsure|"
-                        r"i think|i guess|seems?|suspect(?:ed)?)\b", re.IGNORECASE)
+# ConText rules for what a patient says: a clause ends at a sentence end or at "but", "although" ...; a negation
+# covers what follows it in its clause, an uncertainty the whole clause.
+_CONSULT = Rules(
+    triggers=(Trigger(words(r"no", r"not", r"never", r"denies", r"denied", r"deny", r"without", r"none", r"nor",
+                            r"neither", r"free of", r"negative for", r"don't", r"doesn't", r"didn't", r"haven't",
+                            r"hasn't", r"isn't", r"wasn't", r"can't"), "negated"),
+              Trigger(words(r"maybe", r"perhaps", r"possibly", r"possible", r"probably", r"might", r"may be",
+                            r"could be", r"not sure", r"unsure", r"i think", r"i guess", r"seems?", r"suspect(?:ed)?"),
+                      "uncertain", "both")),
+    terminations=r"(?!)",  # the clause boundaries below already cut at every termination term
+    boundaries=r"[.;!?\n]+|,?\s+\b(?:but|although|though|however|whereas|except)\b")
 _UNIT = (r"mg|milligrams?|mcg|micrograms?|g|grams?|ml|millilit(?:er|re)s?|tablets?|pills?|capsules?|puffs?|drops?|"
          r"units?|teaspoons?|sachets?")
 _DOSE = re.compile(rf"\b(\d+(?:\.\d+)?|{'|'.join(WORD_NUMBERS)}|a|an|half a)\s*({_UNIT})\b", re.IGNORECASE)
@@ -140,20 +148,18 @@ def extract(text: str, knowledge=None) -> tuple[list[Symptom], list[Medication],
     medications: dict[str, Medication] = {}
     allergies = _allergies(text, knowledge)
     allergic = {a.substance.lower() for a in allergies}
-    for clause in (c.strip() for c in _CLAUSE.split(text)):
-        if not clause:
-            continue
+    for clause in (text[a:b].strip() for a, b in _CONSULT.sentences(text)):
+        spans = _CONSULT.triggers_in(clause)
         for start, name, kind, codes, concept in _mentions(clause, knowledge):
-            before = clause[:start]
+            found = _CONSULT.kinds(clause, start, start, spans)  # the name may differ from the words said
             if kind == "symptom" and name not in symptoms:
                 durations = durations_in(clause)
-                symptoms[name] = Symptom(name, clause, bool(_NEGATION.search(before)),
-                                         bool(_UNCERTAIN.search(clause)), durations[0] if durations else None, codes,
-                                         concept)
+                symptoms[name] = Symptom(name, clause, "negated" in found, "uncertain" in found,
+                                         durations[0] if durations else None, codes, concept)
             elif kind == "medicine" and name not in medications and name.lower() not in allergic:
                 dose, frequency = _DOSE.search(clause), _FREQUENCY.search(clause)
                 route = next((r for r, pattern in _ROUTES if re.search(pattern, clause, re.IGNORECASE)), None)
-                medications[name] = Medication(name, clause, bool(_NEGATION.search(before)),
+                medications[name] = Medication(name, clause, "negated" in found,
                                                " ".join(dose.groups()).lower() if dose else None, route,
                                                frequency.group(0).lower() if frequency else None, codes)
     return list(symptoms.values()), list(medications.values()), allergies

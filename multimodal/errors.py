@@ -125,3 +125,21 @@ class DataLayoutError(InputError):
 
 class ScoringUnsupportedError(MedAnyError, RuntimeError):
     """The loaded backend cannot score log-likelihoods; the message names the backends that can."""
+
+
+class ReportsFileError(InputError):
+    """A reports file of ``medany eval-reports`` is missing, unreadable, or its rows and ids do not pair up."""
+
+    code = "reports_file"
+
+
+class MetricUnavailableError(MedAnyError, RuntimeError):
+    """An optional learned report metric cannot run here; ``code`` says why: ``not_installed`` (its package),
+    ``weights_absent`` (its weights are not on this machine), ``needs_gpu``, or ``failed``."""
+
+    code = "metric_unavailable"
+
+    def __init__(self, metric: str, message: str, *, code: str):
+        super().__init__(f"{metric}: {message}")
+        self.metric = metric
+        self.code = code

@@ -77,3 +77,9 @@ def test_a_section_cut_by_its_length_ends_at_its_last_whole_sentence():
     assert _whole("Rest. Drink fluids and take acetaminophen or", 44) == "Rest."
     assert _whole("Rest and drink fluids.", 44) == "Rest and drink fluids."
     assert _whole("one long clause without an end", 20) == "one long clause without an end"
+
+
+def test_not_sure_is_an_uncertainty_not_a_negation():
+    """The longer trigger wins where two overlap (multimodal.context): "not sure" hedges, its "not" negates nothing."""
+    symptoms, _, _ = extract("I'm not sure I have a fever.")
+    assert [(s.name, s.negated, s.uncertain) for s in symptoms] == [("fever", False, True)]

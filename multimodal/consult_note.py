@@ -70,6 +70,8 @@ class Symptom:
     """Knowledge-base citations: ``("HPO:0002315",)``."""
     concept: str = ""
     """The knowledge base's name for it ("Pharyngalgia"), when it is linked."""
+    span: tuple[int, int] | None = None
+    """Where the words that named it are in the text read: ``(start, end)`` character offsets."""
 
 
 @dataclass
@@ -81,6 +83,8 @@ class Medication:
     route: str | None = None
     frequency: str | None = None
     codes: tuple[str, ...] = ()
+    span: tuple[int, int] | None = None
+    """Where the words that named it are in the text read: ``(start, end)`` character offsets."""
 
 
 @dataclass
@@ -88,6 +92,8 @@ class Allergy:
     substance: str
     said: str
     codes: tuple[str, ...] = ()
+    span: tuple[int, int] | None = None
+    """Where the substance is named in the text read: ``(start, end)`` character offsets."""
 
 
 @dataclass
@@ -148,20 +154,21 @@ def extract(text: str, knowledge=None) -> tuple[list[Symptom], list[Medication],
     medications: dict[str, Medication] = {}
     allergies = _allergies(text, knowledge)
     allergic = {a.substance.lower() for a in allergies}
-    for clause in (text[a:b].strip() for a, b in _CONSULT.sentences(text)):
+    for offset, clause in _clauses(text):
         spans = _CONSULT.triggers_in(clause)
-        for start, name, kind, codes, concept in _mentions(clause, knowledge):
+        for start, end, name, kind, codes, concept in _mentions(clause, knowledge):
             found = _CONSULT.kinds(clause, start, start, spans)  # the name may differ from the words said
+            span = (offset + start, offset + end)
             if kind == "symptom" and name not in symptoms:
                 durations = durations_in(clause)
                 symptoms[name] = Symptom(name, clause, "negated" in found, "uncertain" in found,
-                                         durations[0] if durations else None, codes, concept)
+                                         durations[0] if durations else None, codes, concept, span)
             elif kind == "medicine" and name not in medications and name.lower() not in allergic:
                 dose, frequency = _DOSE.search(clause), _FREQUENCY.search(clause)
                 route = next((r for r, pattern in _ROUTES if re.search(pattern, clause, re.IGNORECASE)), None)
                 medications[name] = Medication(name, clause, "negated" in found,
                                                " ".join(dose.groups()).lower() if dose else None, route,
-                                               frequency.group(0).lower() if frequency else None, codes)
+                                               frequency.group(0).lower() if frequency else None, codes, span)
     return list(symptoms.values()), list(medications.values()), allergies
 
 
@@ -213,10 +220,17 @@ SOAP_QUESTION = ("Write the consultation's SOAP note: subjective (what the patie
                  "consultation and its findings.")
 
 
-def _mentions(clause: str, knowledge) -> list[tuple[int, str, str, tuple[str, ...], str]]:
-    """``(start, name, "symptom"|"medicine", citations, concept)`` in ``clause``, from the knowledge base's links
-    and the grounding check's lists, in reading order, each span once. A symptom is named as said, a medicine by
-    its generic name."""
+def _clauses(text: str):
+    """``(offset, clause)``: the clauses of ``text`` (see the module docstring), stripped, with where each starts."""
+    for a, b in _CONSULT.sentences(text):
+        piece = text[a:b]
+        yield a + len(piece) - len(piece.lstrip()), piece.strip()
+
+
+def _mentions(clause: str, knowledge) -> list[tuple[int, int, str, str, tuple[str, ...], str]]:
+    """``(start, end, name, "symptom"|"medicine", citations, concept)`` in ``clause``, from the knowledge base's
+    links and the grounding check's lists, in reading order, each span once. A symptom is named as said, a
+    medicine by its generic name."""
     found, taken = [], []
     if knowledge is not None:
         for hit in knowledge.link(clause, kinds={"phenotype", "drug"}):
@@ -224,28 +238,32 @@ def _mentions(clause: str, knowledge) -> list[tuple[int, str, str, tuple[str, ..
             if at >= 0:
                 kind = "symptom" if hit.kind == "phenotype" else "medicine"
                 name = hit.mention.lower() if kind == "symptom" else hit.name
-                found.append((at, name, kind, (hit.citation,), hit.name))
+                found.append((at, at + len(hit.mention), name, kind, (hit.citation,), hit.name))
                 taken.append(range(at, at + len(hit.mention)))
     table = terms.categories()
     for kind in ("symptom", "medicine"):
-        for start, name, _ in terms.mentions(clause, table[kind]):
+        for start, name, phrase in terms.mentions(clause, table[kind]):
             if not any(start in span for span in taken):
-                found.append((start, name, kind, (), ""))
-                taken.append(range(start, start + len(name)))
+                end = terms.phrase_pattern(phrase).match(clause, start).end()
+                found.append((start, end, name, kind, (), ""))
+                taken.append(range(start, end))
     return sorted(found)
 
 
 def _allergies(text: str, knowledge) -> list[Allergy]:
     out = []
     for m in _ALLERGY.finditer(text):
-        substance = (m.group(1) or m.group(2)).strip()
-        substance = re.sub(r"^(?:the|a|an|some)\s+", "", substance, flags=re.IGNORECASE)
+        group = 1 if m.group(1) else 2
+        said = m.group(group).strip()
+        substance = re.sub(r"^(?:the|a|an|some)\s+", "", said, flags=re.IGNORECASE)
+        end = m.start(group) + len(m.group(group)) - len(m.group(group).lstrip()) + len(said)
+        span = (end - len(substance), end)
         codes = ()
         if knowledge is not None:
             hits = knowledge.link(substance, kinds={"drug", "food"}, everyday=True)
             codes = (hits[0].citation,) if hits else ()
             substance = hits[0].name if hits else substance
-        out.append(Allergy(substance, m.group(0), codes))
+        out.append(Allergy(substance, m.group(0), codes, span))
     return out
 
 

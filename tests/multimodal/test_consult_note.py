@@ -83,3 +83,12 @@ def test_not_sure_is_an_uncertainty_not_a_negation():
     """The longer trigger wins where two overlap (multimodal.context): "not sure" hedges, its "not" negates nothing."""
     symptoms, _, _ = extract("I'm not sure I have a fever.")
     assert [(s.name, s.negated, s.uncertain) for s in symptoms] == [("fever", False, True)]
+
+
+def test_every_finding_says_where_in_the_text_it_was_named(kb):
+    text = "Headache for  three days;\n  no fever.  I took Aleve but not ibuprofen. Allergic to the penicillin."
+    symptoms, medications, allergies = extract(text, kb)
+    said = {f.name if hasattr(f, "name") else f.substance: text[f.span[0]:f.span[1]]
+            for f in [*symptoms, *medications, *allergies]}
+    assert said == {"headache": "Headache", "fever": "fever", "Naproxen": "Aleve", "ibuprofen": "ibuprofen",
+                    "penicillin": "penicillin"}

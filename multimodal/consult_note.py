@@ -5,11 +5,12 @@ another language) the way ConText does (Chapman et al., 2011): sentences are cut
 into clauses at ``;``, ``but``, ``although`` ...; a negation ("no", "not", "denies",
 "without" ...) or uncertainty ("maybe", "I think" ...) trigger earlier in a clause
 covers every finding after it in that clause ("no fever or chills", but "a headache
-but no fever"); the rules run on :mod:`multimodal.context`, the engine the report
-labeler shares. Symptoms and medicines are the concepts the knowledge base links
-(HPO phenotypes, drugs), or the grounding check's own short lists without one; a
-medicine's dose, route and frequency, and a symptom's duration, come from the same
-clause. "Allergic to X" makes an allergy.
+but no fever"); a medicine is also not taken when the words just before it stop it
+("stopped taking ibuprofen", "discontinued metformin"). The rules run on
+:mod:`multimodal.context`, the engine the report labeler shares. Symptoms and medicines
+are the concepts the knowledge base links (HPO phenotypes, drugs), or the grounding
+check's own short lists without one; a medicine's dose, route and frequency, and a
+symptom's duration, come from the same clause. "Allergic to X" makes an allergy.
 
 :func:`write_note` adds the four SOAP sections, written by the LLM as one JSON
 object (constrained decoding: every section present) from the transcript and those
@@ -43,6 +44,10 @@ _CONSULT = Rules(
                       "uncertain", "both")),
     terminations=r"(?!)",  # the clause boundaries below already cut at every termination term
     boundaries=r"[.;!?\n]+|,?\s+\b(?:but|although|though|however|whereas|except)\b")
+_STOPPED = re.compile(r"\b(?:stopped|stop|discontinued|discontinue|quit|ceased|ran out of)"
+                      r"(?:\s+(?:taking|using|the|his|her|their|my|your))*\s*$", re.IGNORECASE)
+"""A medicine stopped: the words just before its name (not a ConText trigger: one further back may have stopped
+something else, "the headache stopped after paracetamol", and it never covers a symptom)."""
 _UNIT = (r"mg|milligrams?|mcg|micrograms?|g|grams?|ml|millilit(?:er|re)s?|tablets?|pills?|capsules?|puffs?|drops?|"
          r"units?|teaspoons?|sachets?")
 _DOSE = re.compile(rf"\b(\d+(?:\.\d+)?|{'|'.join(WORD_NUMBERS)}|a|an|half a)\s*({_UNIT})\b", re.IGNORECASE)
@@ -166,7 +171,8 @@ def extract(text: str, knowledge=None) -> tuple[list[Symptom], list[Medication],
             elif kind == "medicine" and name not in medications and name.lower() not in allergic:
                 dose, frequency = _DOSE.search(clause), _FREQUENCY.search(clause)
                 route = next((r for r, pattern in _ROUTES if re.search(pattern, clause, re.IGNORECASE)), None)
-                medications[name] = Medication(name, clause, "negated" in found,
+                stopped = "negated" in found or bool(_STOPPED.search(clause[:start]))
+                medications[name] = Medication(name, clause, stopped,
                                                " ".join(dose.groups()).lower() if dose else None, route,
                                                frequency.group(0).lower() if frequency else None, codes, span)
     return list(symptoms.values()), list(medications.values()), allergies

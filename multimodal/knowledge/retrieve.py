@@ -67,6 +67,7 @@ class KnowledgeBase:
 
     def __init__(self, store: Store, encoder=None):
         self.store, self._encoder = store, encoder
+        self._fuzzy_seen: dict[tuple, Hit | None] = {}
 
     @classmethod
     def open(cls, path: str | Path, encoder=None) -> "KnowledgeBase":
@@ -100,7 +101,7 @@ class KnowledgeBase:
         if fuzzy:
             for i, word in enumerate(words):
                 if i not in used and len(word) >= 6 and not is_english(word):  # a spelled word is no typo
-                    hit = self._fuzzy(word, kinds)
+                    hit = self._fuzzy_once(word, kinds)
                     if hit is not None:
                         hits.append((i, hit))
         out, seen = [], set()
@@ -126,6 +127,16 @@ class KnowledgeBase:
             if key not in best or _preference(hit) < _preference(best[key]):
                 best[key] = hit
         return best
+
+    def _fuzzy_once(self, word: str, kinds) -> Hit | None:
+        """:meth:`_fuzzy`, remembered: a folder of notes asks for the same unknown words again and again (a trigram
+        search each costs more than linking the rest of a clause)."""
+        key = (word, frozenset(kinds) if kinds else None)
+        if key not in self._fuzzy_seen:
+            if len(self._fuzzy_seen) >= 65536:
+                self._fuzzy_seen.clear()
+            self._fuzzy_seen[key] = self._fuzzy(word, kinds)
+        return self._fuzzy_seen[key]
 
     def _fuzzy(self, word: str, kinds) -> Hit | None:
         """The concept whose name (or a word of it) is closest to ``word``: trigram candidates, then a ratio."""

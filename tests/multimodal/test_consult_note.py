@@ -92,3 +92,10 @@ def test_every_finding_says_where_in_the_text_it_was_named(kb):
             for f in [*symptoms, *medications, *allergies]}
     assert said == {"headache": "Headache", "fever": "fever", "Naproxen": "Aleve", "ibuprofen": "ibuprofen",
                     "penicillin": "penicillin"}
+
+
+def test_a_stopped_medicine_is_not_taken_but_a_symptom_after_stopped_is_not_negated():
+    symptoms, medications, _ = extract("Stopped taking ibuprofen because of nausea. Discontinued metformin. "
+                                       "The headache stopped after paracetamol.")
+    assert {m.name: m.negated for m in medications} == {"ibuprofen": True, "metformin": True, "paracetamol": False}
+    assert {s.name: s.negated for s in symptoms} == {"nausea": False, "headache": False}

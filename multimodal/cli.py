@@ -370,7 +370,9 @@ DELEGATED = {"deid": ("multimodal.io.deid", "main", "de-identify DICOM files (PS
                            "build, describe or search the knowledge base (ICD-10-CM, HPO, drugs, foods)"),
              "mcp": ("multimodal.mcp_server", "main", "serve the built-in tools over the Model Context Protocol"),
              "eval-reports": ("multimodal.reportmetrics.command", "main",
-                              "score generated radiology reports: CheXpert label F1, BLEU-4, ROUGE-L, ReXrank files")}
+                              "score generated radiology reports: CheXpert label F1, BLEU-4, ROUGE-L, ReXrank files"),
+             "extract": ("multimodal.notes.extract", "main", "coded findings of a folder of notes into Parquet"),
+             "cohort": ("multimodal.notes.cohort", "main", "answer a cohort question: SQL over the findings table")}
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

@@ -123,6 +123,18 @@ class DataLayoutError(InputError):
     code = "data_layout"
 
 
+class CohortQueryError(InputError):
+    """The SQL given to ``medany cohort`` cannot be run (a syntax error, an unknown column ...)."""
+
+    code = "bad_query"
+
+
+class QueryRefusedError(CohortQueryError):
+    """The SQL would write, install, attach or read beyond the findings table: ``medany cohort`` runs one SELECT."""
+
+    code = "query_refused"
+
+
 class ScoringUnsupportedError(MedAnyError, RuntimeError):
     """The loaded backend cannot score log-likelihoods; the message names the backends that can."""
 

@@ -1,0 +1,1 @@
+"""Analytics over many notes: their findings in one table (``medany extract``), asked with SQL (``medany cohort``)."""

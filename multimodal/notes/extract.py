@@ -66,11 +66,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def extract_notes(notes: str, out: str, workers: int = 1, batch: int = 256, knowledge: str | None = None,
                   max_bytes: int = MAX_BYTES, restart: bool = False, progress: bool = True) -> int:
-    """Extract the findings of every note in a folder (problems, medications, allergies; negation; codes) into one
-    Parquet table, resumably.
+    """Extract the coded findings of every note in a folder into one Parquet table, resumably.
 
-    Returns 0 when every note was read, 1 when some files were skipped (the table holds the rest), 2 on an input
-    problem, 130 when interrupted (the parts written so far are kept: run again to go on).
+    Problems, medications and allergies, with negation, uncertainty and codes (see :mod:`.findings`). Returns 0
+    when every note was read, 1 when some files were skipped (the table holds the rest), 2 on an input problem,
+    130 when interrupted (the parts written so far are kept: run again to go on).
 
     Args:
         notes: the folder of notes (.txt, .md, .json; searched recursively)
@@ -80,7 +80,7 @@ def extract_notes(notes: str, out: str, workers: int = 1, batch: int = 256, know
         knowledge: a knowledge base file other than the bundled one
         max_bytes: a note file larger than this is skipped
         restart: delete the parts of earlier runs and read every note again
-        progress: show a progress bar on stderr
+        progress: a progress bar on stderr (--no-progress: none)
     """
     try:
         summary = run_extraction(notes, out, workers, batch, knowledge, max_bytes, restart, progress)

@@ -102,22 +102,35 @@ class ExpertLoad:
         return {k: [c / max(sum(v), 1.0) for c in v] for k, v in rows.items()}
 
     def record(self) -> dict:
-        """``expert_load`` ({modality: fractions}), ``moe_balance_loss`` and ``moe_z_loss`` since the last call;
-        empty without MoE projectors."""
+        """``expert_load`` ({modality: fractions}), ``expert_tokens`` (the counts behind them), ``moe_balance_loss``
+        and ``moe_z_loss`` since the last call; empty without MoE projectors."""
         if not self.window:
             return {}
         out = {"expert_load": self._fractions(self.window, self.shared),
+               "expert_tokens": {k: [round(c) for c in v] for k, v in self.window.items()},
                "moe_balance_loss": sum(b for b, _ in self.losses) / len(self.losses),
                "moe_z_loss": sum(z for _, z in self.losses) / len(self.losses)}
         self.window, self.losses = {}, []
         return out
 
     def totals(self) -> dict | None:
-        """``{"fractions": {modality: [...]}, "tokens": {modality: n}}`` over the run, or None without MoE."""
+        """``{"fractions": {modality: [...]}, "tokens": {modality: n}}`` since this object was made, or None
+        without MoE. ``tokens`` counts routed (token, slot) pairs: k per real token."""
         if not self.total:
             return None
         return {"fractions": self._fractions(self.total, self.shared),
                 "tokens": {k: round(sum(v)) for k, v in self.total.items()}}
+
+    @classmethod
+    def from_metrics(cls, metrics_path: Path) -> "ExpertLoad":
+        """The counts of every line of a run's ``metrics.jsonl`` (so a resumed run's totals cover all its steps)."""
+        load = cls()
+        for ln in metrics_path.read_text().splitlines():
+            row = json.loads(ln) if ln.strip() else {}
+            for kind, counts in (row.get("expert_tokens") or {}).items():
+                load.total[kind] = [a + b for a, b in zip(load.total[kind], counts)] if kind in load.total else counts
+            load.shared = load.shared or "all" in (row.get("expert_load") or {})
+        return load
 
 
 def plot_expert_load(metrics_path: Path, out_png: Path) -> Path | None:

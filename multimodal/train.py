@@ -483,8 +483,9 @@ def finish(run: Run, fitted: dict) -> dict:
                "world_size": env.world, "bf16": fitted["bf16"], "parallel": config.parallel if env.ddp else "single"}
     if run.private is not None:
         metrics["dp"] = run.privacy()
-    if run.expert_load is not None and run.expert_load.totals():
-        metrics["expert_load"] = run.expert_load.totals()
+    load = ExpertLoad.from_metrics(out / "metrics.jsonl").totals() if env.main else None  # a resumed run's too
+    if load:
+        metrics["expert_load"] = load
     if env.main:
         _save_projectors(model, config, out, step=run.total, data=run.provenance, metrics=metrics,
                          privacy=run.privacy())

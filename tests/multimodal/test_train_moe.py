@@ -39,6 +39,8 @@ def test_shared_moe_projector_logs_expert_load_and_saves_one_projector_per_modal
     assert any({"image", "audio", "all"} <= set(r["expert_load"]) for r in rows)
     total = metrics["expert_load"]
     assert set(total["fractions"]) == {"image", "audio", "all"}
+    for kind in ("image", "audio"):  # the run's totals are the sums of the logged counts
+        assert total["tokens"][kind] == sum(sum(r["expert_tokens"].get(kind, [])) for r in rows)
     # every real token counted k=2 times; Whisper's padding frames are not counted
     assert total["tokens"]["audio"] < 3 * 1500 // 4 * 2 * 4
     assert (run / "expert_load.png").stat().st_size > 1000 and (run / "loss.png").is_file()
@@ -71,8 +73,12 @@ def test_resume_with_a_shared_projector_is_bit_for_bit(tmp_path):
 
     train(_mixed(tmp_path, max_steps=4, save_every=2, keep_last=2, output_dir="ref"))
     shutil.copytree(tmp_path / "ref" / "checkpoints" / "step-00000002", tmp_path / "cut/checkpoints/step-00000002")
+    shutil.copy(tmp_path / "ref" / "metrics.jsonl", tmp_path / "cut" / "metrics.jsonl")  # cut back to step 2
     train(_mixed(tmp_path, max_steps=4, save_every=2, output_dir="cut"), resume=True)  # steps 3 and 4 only
-    assert [r["step"] for r in read_metrics(tmp_path / "cut")] == [3, 4]
+    assert [r["expert_tokens"] for r in read_metrics(tmp_path / "cut")] == \
+        [r["expert_tokens"] for r in read_metrics(tmp_path / "ref")]
+    cut, ref_metrics = (json.loads((tmp_path / d / "final_metrics.json").read_text()) for d in ("cut", "ref"))
+    assert cut["expert_load"] == ref_metrics["expert_load"]  # the whole run's load, though this process ran 2 steps
     ref = load_file(str(tmp_path / "ref/audio_projector/projector.safetensors"))
     got = load_file(str(tmp_path / "cut/audio_projector/projector.safetensors"))
     assert all(torch.equal(ref[k], got[k]) for k in ref)

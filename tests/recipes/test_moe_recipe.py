@@ -7,6 +7,8 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 from multimodal.evaluate import main as eval_main
 from multimodal.train import train
 from multimodal.train_config import TrainConfig
@@ -57,3 +59,5 @@ def test_ci_recipe_merges_both_modalities_trains_one_shared_projector_and_evalua
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["samples"] == 4 and math.isfinite(result["wer"]) and "modality" in result["field_accuracy"]
     assert set(result["groups"]) == {"unseen_scan", "seen_scan", "unseen_sentence", "unseen_voice"}
+    held_out = result["expert_load"]["fractions"]  # each expert's share of the held-out tokens
+    assert set(held_out) == {"image", "audio", "all"} and all(sum(v) == pytest.approx(1.0) for v in held_out.values())

@@ -154,7 +154,8 @@ def train(config: TrainConfig, *, resume: bool = False, on_end=None) -> dict:
 
     Writes ``output_dir/{image,audio}_projector/``, ``lora/`` (stage 2 with
     LoRA), ``checkpoints/``, ``metrics.jsonl``, ``final_metrics.json`` and
-    ``loss.png``. ``resume`` continues from the newest checkpoint, if any.
+    ``loss.png`` (and ``expert_load.png`` with MoE projectors). ``resume`` continues from the newest
+    checkpoint, if any.
     ``on_end(model)``, when given, runs on every rank after the last step
     (before the process group is torn down).
     """

@@ -29,8 +29,9 @@ def _active(cfg: TrainConfig, kind: str) -> int:
     return sum(p.numel() for p in proj.parameters())
 
 
-def test_moe_and_dense_configs_differ_only_in_the_projectors_at_equal_active_parameters():
-    moe, dense = (TrainConfig.from_file(RECIPE / name) for name in ("config.json", "config.dense.json"))
+@pytest.mark.parametrize("name", ["config.json", "config.2x1.json"])
+def test_moe_and_dense_configs_differ_only_in_the_projectors_at_equal_active_parameters(name):
+    moe, dense = (TrainConfig.from_file(RECIPE / n) for n in (name, "config.dense.json"))
     assert moe.share_projector and not dense.share_projector
     same = {k: v for k, v in moe.to_dict().items() if k not in {"image_projector", "audio_projector", "output_dir",
                                                                  "projector_kwargs", "share_projector"}}

@@ -28,6 +28,7 @@ import torch
 from .data import ConversationDataset, Sample, collate, load_samples
 from .errors import MedAnyError, require
 from .media import encoder_token_counts, media_loader
+from .metrics_log import ExpertLoad
 from .template import IGNORE_INDEX, encode_conversation
 
 
@@ -95,8 +96,13 @@ def _prompt(sample: Sample) -> tuple[list[dict], str]:
 
 
 @torch.no_grad()
-def teacher_forced_loss(model, items: list[dict], batch_size: int = 4) -> tuple[float, int]:
-    """Token-weighted mean cross-entropy over all supervised tokens of dataset ``items``, and the token count."""
+def teacher_forced_loss(model, items: list[dict], batch_size: int = 4, expert_load=None) -> tuple[float, int]:
+    """Token-weighted mean cross-entropy over all supervised tokens of dataset ``items``, and the token count.
+
+    ``expert_load`` (a :class:`~multimodal.metrics_log.ExpertLoad`) collects MoE projectors' routing on the way.
+    """
+    from projectors.moe import collect_routing
+
     total, tokens = 0.0, 0
     pad = model.tokenizer.pad_token_id
     for start in range(0, len(items), batch_size):
@@ -108,6 +114,9 @@ def teacher_forced_loss(model, items: list[dict], batch_size: int = 4) -> tuple[
                     labels=labels.to(model.device), media=batch["media"].to(model.device))
         total += float(out.loss) * n
         tokens += n
+        routing = collect_routing(model.projectors)
+        if routing is not None and expert_load is not None:
+            expert_load.add(routing)
     return total / max(tokens, 1), tokens
 
 
@@ -130,7 +139,8 @@ def evaluate(model, samples: list[Sample], media_fn, *, max_samples: int | None 
              max_new_tokens: int = 64, generate: bool = True, examples: int = 5) -> dict:
     """Score ``model`` on ``samples``; ``media_fn(kind, path) -> (input, valid)`` as in training.
 
-    Returns ``loss``, ``perplexity`` and, with ``generate``, ``exact_match``,
+    Returns ``loss``, ``perplexity``, ``expert_load`` (MoE projectors only: each expert's share of the
+    held-out tokens) and, with ``generate``, ``exact_match``,
     ``wer`` (samples with a transcript), ``field_accuracy`` (per named field),
     ``groups`` (the same per ``group``) and a few ``examples``. Each medium is
     decoded once and serves both the loss and the generation.
@@ -140,8 +150,11 @@ def evaluate(model, samples: list[Sample], media_fn, *, max_samples: int | None 
     counts = encoder_token_counts(dict(model.encoders.items()), media_fn, samples)
     ds = ConversationDataset(samples, model.tokenizer, media_fn, model.token_counts, encoder_tokens=counts)
     items = [ds[i] for i in range(len(ds))]
-    loss, n_tok = teacher_forced_loss(model, items)
+    load = ExpertLoad()
+    loss, n_tok = teacher_forced_loss(model, items, expert_load=load)
     result: dict = {"samples": len(samples), "loss": loss, "perplexity": math.exp(min(loss, 50.0)), "tokens": n_tok}
+    if load.totals():  # MoE projectors: the share of the held-out tokens each expert took
+        result["expert_load"] = load.totals()
     if not generate:
         return result
     rows = []
@@ -238,6 +251,10 @@ def command(config: str, data: str | None = None, projector_dir: str | None = No
                 setattr(cfg, f"init_{kind}_projector", str(folder))
         stack = build_stack(StackSpec.for_training(cfg, kinds))
         model, encoders = stack.model, stack.encoders
+        if cfg.share_projector and len(kinds) > 1:  # the saved folders hold equal copies: one router again
+            from projectors.moe import share_experts
+
+            share_experts(model.projectors)
         if cfg.lora and not untrained and (src / "lora").is_dir():
             model.llm = require("peft", "all").PeftModel.from_pretrained(model.llm, str(src / "lora"))
         media_fn, _ = media_loader(encoders, model.device)

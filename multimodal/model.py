@@ -125,12 +125,21 @@ class MedAnyModel(nn.Module):
         train_encoder = torch.is_grad_enabled() and any(p.requires_grad for p in encoder.parameters())
         with torch.set_grad_enabled(train_encoder):
             tokens = encoder(pixels_or_mels.to(self.device))  # [n, N, D_enc]
-        projected = proj(tokens)  # [n, M, D]
+        if getattr(proj, "takes_token_mask", False):  # an MoE projector counts its expert load over real tokens
+            projected = proj(tokens, token_mask=self._valid_mask(kind, valid_tokens, tokens.shape[1], tokens.device))
+        else:
+            projected = proj(tokens)  # [n, M, D]
         if valid_tokens is None:
             return projected.reshape(-1, projected.shape[-1])  # [T, D]
-        keep = torch.tensor(self.token_counts(kind, valid_tokens), device=projected.device)
-        mask = torch.arange(projected.shape[1], device=projected.device) < keep[:, None]  # [n, M]
-        return projected[mask]  # [T, D]
+        return projected[self._valid_mask(kind, valid_tokens, tokens.shape[1], projected.device)]  # [T, D]
+
+    def _valid_mask(self, kind: str, valid_tokens: list[int] | None, n_in: int, device) -> Tensor | None:
+        """``[n, M]``: which projected tokens of each item are real (None when all are)."""
+        if valid_tokens is None:
+            return None
+        keep = torch.tensor(self.token_counts(kind, valid_tokens), device=device)
+        m = self.projectors[kind].num_output_tokens(n_in)
+        return torch.arange(m, device=device) < keep[:, None]  # [n, M]
 
     def embed(self, input_ids: Tensor, media: Mapping[str, Tensor] | None = None) -> Tensor:
         """Token embeddings ``[B, L, D]`` with every modality's features spliced in."""

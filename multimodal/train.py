@@ -40,7 +40,7 @@ from .checkpoint import checkpoint_dirs, load_checkpoint, rng_state, save_checkp
 from .data import ConversationDataset, check_supervision, collate, load_samples
 from .errors import MedAnyError, require
 from .media import encoder_token_counts, media_loader
-from .metrics_log import MetricsLog, plot_loss
+from .metrics_log import ExpertLoad, MetricsLog, plot_expert_load, plot_loss
 from .parallel import DistEnv, average_gradients, setup_distributed, shard_frozen_llm
 from .privacy import collate_chunks
 from .stack import StackSpec, build_stack
@@ -154,7 +154,8 @@ def train(config: TrainConfig, *, resume: bool = False, on_end=None) -> dict:
 
     Writes ``output_dir/{image,audio}_projector/``, ``lora/`` (stage 2 with
     LoRA), ``checkpoints/``, ``metrics.jsonl``, ``final_metrics.json`` and
-    ``loss.png``. ``resume`` continues from the newest checkpoint, if any.
+    ``loss.png`` (and ``expert_load.png`` with MoE projectors). ``resume`` continues from the newest
+    checkpoint, if any.
     ``on_end(model)``, when given, runs on every rank after the last step
     (before the process group is torn down).
     """
@@ -197,6 +198,8 @@ class Run:
     """Supervision, feature-cache stats and preparation time, for the final metrics."""
     private: object = None
     """The :class:`~multimodal.privacy.PrivateTraining` of a run with ``dp``; None otherwise."""
+    expert_load: ExpertLoad | None = None
+    """MoE projectors' per-expert token counts (:func:`fit` sets it)."""
 
     def privacy(self) -> dict | None:
         """The privacy guarantee so far (the manifest's ``dp``), or None without ``dp``."""
@@ -213,6 +216,10 @@ def setup(config: TrainConfig, env: DistEnv, resume: bool) -> Run:
     kinds = _kinds(samples)
     stack = build_stack(StackSpec.for_training(config, kinds), feature_cache=config.use_feature_cache)
     model, encoders = stack.model, stack.encoders
+    if config.share_projector:
+        from projectors.moe import share_experts
+
+        share_experts(model.projectors)  # before the optimizer: the shared parameters are counted once
     supervision = check_supervision(samples, model.tokenizer)
     sharded = env.ddp and config.parallel == "fsdp"
     _prepare_model(model, encoders, config, env, sharded)
@@ -244,7 +251,7 @@ def setup(config: TrainConfig, env: DistEnv, resume: bool) -> Run:
     if env.ddp and not sharded:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[env.device.index] if env.device.type == "cuda" else None,
-            find_unused_parameters=len(kinds) > 1)
+            find_unused_parameters=len(kinds) > 1 or _has_moe(model))
     provenance = _data_provenance(config) if env.main else None  # hashed once, saved with every projector
     return Run(config, env, out, samples, model, encoders, net, dataset, optimizer, scheduler,
                [p for g in groups for p in g["params"]], start, total, per_epoch, sharded, provenance, facts, private)
@@ -336,6 +343,7 @@ def fit(run: Run, t_start: float) -> dict:
     bf16 = _use_bf16(config.bf16, env.device)
     autocast = partial(torch.autocast, device_type=env.device.type, dtype=torch.bfloat16, enabled=bf16)
     batches, window = iter(loader), LossWindow()
+    run.expert_load = ExpertLoad()
     first_loss = last_loss = None
     t_loop = time.perf_counter()
     for step in range(run.start, run.total):
@@ -352,7 +360,7 @@ def fit(run: Run, t_start: float) -> dict:
             bar.set_postfix(loss="-" if value is None else f"{value:.4f}", lr=f"{run.scheduler.get_last_lr()[0]:.2e}",
                             **({"eps": f"{extra['epsilon']:.3f}"} if "epsilon" in extra else {}))
         if done % config.log_every == 0 or done == run.total:
-            log.write(window.record(done, run, value, grad_norm, t_start) | extra)
+            log.write(window.record(done, run, value, grad_norm, t_start) | run.expert_load.record() | extra)
         if done % config.save_every == 0 and done != run.total:
             save_run(run, done)
     train_s = time.perf_counter() - t_loop
@@ -376,7 +384,8 @@ def _optimizer_step(run: Run, batches, autocast, window: "LossWindow") -> tuple[
         with sync:
             with autocast():
                 loss = net(**batch).loss / config.grad_accum
-            loss.backward()
+                objective = loss + _routing_loss(run)
+            objective.backward()
         step_loss += loss.detach().float()
         window.count(batch["input_ids"].shape[0] * env.world, int(batch["attention_mask"].sum()) * env.world)
     if run.sharded:
@@ -409,6 +418,25 @@ def _private_step(run: Run, batches, autocast, window: "LossWindow") -> tuple[fl
     value = float(torch.cat(losses).mean()) if losses else None
     window.add(value)
     return value, None, stats
+
+
+def _has_moe(model) -> bool:
+    from projectors.moe import MoEProjector
+
+    return any(isinstance(p, MoEProjector) for p in model.projectors.values())
+
+
+def _routing_loss(run: Run):
+    """The MoE projectors' weighted auxiliary losses of the forward that just ran (0 without MoE), divided like the
+    loss over ``grad_accum``; their per-expert counts go to ``run.expert_load``."""
+    from projectors.moe import collect_routing
+
+    routing = collect_routing(run.model.projectors)
+    if routing is None:
+        return 0.0
+    run.expert_load.add(routing)
+    config = run.config
+    return (config.moe_balance_weight * routing.balance + config.moe_z_weight * routing.z) / config.grad_accum
 
 
 class LossWindow:
@@ -456,6 +484,9 @@ def finish(run: Run, fitted: dict) -> dict:
                "world_size": env.world, "bf16": fitted["bf16"], "parallel": config.parallel if env.ddp else "single"}
     if run.private is not None:
         metrics["dp"] = run.privacy()
+    load = ExpertLoad.from_metrics(out / "metrics.jsonl").totals() if env.main else None  # a resumed run's too
+    if load:
+        metrics["expert_load"] = load
     if env.main:
         _save_projectors(model, config, out, step=run.total, data=run.provenance, metrics=metrics,
                          privacy=run.privacy())
@@ -473,6 +504,9 @@ def finish(run: Run, fitted: dict) -> dict:
         if config.plot:
             png = plot_loss(out / "metrics.jsonl", out / "loss.png")
             metrics["loss_png"] = str(png) if png else None
+            if "expert_load" in metrics:
+                png = plot_expert_load(out / "metrics.jsonl", out / "expert_load.png")
+                metrics["expert_load_png"] = str(png) if png else None
         (out / "final_metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True, default=str))
     env.barrier()
     return metrics
@@ -504,7 +538,8 @@ def _save_projectors(model, config: TrainConfig, out_dir, *, step: int, data: di
         save_projector(proj, Path(out_dir) / f"{kind}_projector", encoder=config.encoder_for(kind), llm=config.llm,
                        stage=config.stage, step=step, data=data, seed=config.seed,
                        **({"metrics": {k: metrics[k] for k in ("first_loss", "final_loss", "steps")}}
-                          if metrics else {}), **({"dp": privacy} if privacy else {}))
+                          if metrics else {}), **({"dp": privacy} if privacy else {}),
+                       **({"shared_experts": list(model.projectors)} if config.share_projector else {}))
 
 
 def main(argv: list[str] | None = None) -> int:

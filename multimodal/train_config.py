@@ -101,6 +101,15 @@ class TrainConfig:
     """Projector registry name for speech (``concat{k}`` merges k 20 ms frames)."""
     projector_kwargs: dict = field(default_factory=dict)
     """Extra builder kwargs per modality: ``{"image": {"num_queries": 32}}``."""
+    share_projector: bool = False
+    """Image and audio use one MoE projector: ``image_projector`` and ``audio_projector`` both name
+    ``moe_mlp{E}x{k}`` with the same ``width`` in ``projector_kwargs``; router and experts are shared, each modality
+    keeps its own input layer (``stack``, ``width``). Each ``<kind>_projector/`` folder then holds the whole
+    projector for that modality (:func:`projectors.moe.share_experts`)."""
+    moe_balance_weight: float = 0.01
+    """Weight of an MoE projector's Switch load-balance loss ``E * sum_i f_i * P_i`` in the training loss."""
+    moe_z_weight: float = 0.001
+    """Weight of an MoE projector's router z-loss ``mean(logsumexp(logits)^2)`` in the training loss."""
     init_image_projector: str | None = None
     """Start from this saved projector directory (e.g. stage 1's output) instead of random init."""
     init_audio_projector: str | None = None
@@ -187,7 +196,17 @@ class TrainConfig:
             raise InputError("batch_size, grad_accum and keep_last must be at least 1.")
         if not (self.image_encoder or self.audio_encoder):
             raise InputError("Name at least one encoder (image_encoder or audio_encoder).")
+        moe = [k for k in ("image", "audio") if self.projector_for(k).startswith("moe_")]
+        if self.share_projector and len(moe) < 2:
+            raise InputError("share_projector needs MoE projectors (moe_mlp{E}x{k}) as both image_projector and "
+                             "audio_projector.")
+        if not (math.isfinite(self.moe_balance_weight) and math.isfinite(self.moe_z_weight)
+                and self.moe_balance_weight >= 0 and self.moe_z_weight >= 0):
+            raise InputError("moe_balance_weight and moe_z_weight must be finite and at least 0.")
         if self.dp is not None:
+            if any(self.encoder_for(k) for k in moe):
+                raise InputError("Differential privacy does not cover MoE projectors: their load-balance loss couples "
+                                 "the conversations of a batch, so per-conversation clipping would not bound it.")
             self.dp = DPConfig.from_value(self.dp)
             if self.lora:
                 raise InputError("Differential privacy covers projectors only: set lora to false to train with dp.")

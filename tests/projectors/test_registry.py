@@ -64,7 +64,8 @@ def test_the_registry_is_the_list_and_every_listed_name_builds():
     names = list_projectors()
     assert {"linear", "mlp{depth}x_gelu", "resampler", "concat{k}", "conv{k}"} <= set(names)
     for name in names:
-        proj = create_projector(name.replace("{depth}", "2").replace("{k}", "2"), 8, 16)
+        proj = create_projector(name.replace("{depth}", "2").replace("{k}", "2").replace("{experts}", "2")
+                                .replace("{top_k}", "1"), 8, 16)
         assert isinstance(proj, Projector) and (proj.in_dim, proj.out_dim) == (8, 16)
 
 

@@ -55,6 +55,7 @@ WORDS_PER_SECOND = 2.5
 """Speaking rate that sets a recording's duration in its line (the recipe speaks at 130-180 words a minute)."""
 GROUPS = ("speech/train_questions", "speech/new_questions", "image/train_questions", "image/new_questions")
 
+_AGE = re.compile(r"\b(\d{1,3})(?:[- ]years?[- ]old|[- ]y/?o\b)|\baged? (\d{1,3})\b", re.IGNORECASE)
 _SEX_WORDS = {"M": re.compile(r"\b(?:male|man|men|boy|gentleman)\b", re.IGNORECASE),
               "F": re.compile(r"\b(?:female|woman|women|girl|lady)\b", re.IGNORECASE)}
 
@@ -95,6 +96,24 @@ def contradicts_sex(answer: str, source: dict) -> bool:
     sex = (source.get("meta") or {}).get("sex")
     other = {"F": "M", "M": "F"}.get(sex or "")
     return bool(other and _SEX_WORDS[other].search(answer))
+
+
+def invented_demographics(answer: str, source: dict) -> list[str]:
+    """Age or sex the answer gives the patient that the evidence does not: the other sex than the header's, a sex
+    when the evidence has none (a transcript), or an age outside the header's band (any age, without one)."""
+    meta = source.get("meta") or {}
+    found = []
+    if meta.get("sex"):
+        if contradicts_sex(answer, source):
+            found.append(f"calls the patient the other sex than the header's ({meta['sex']})")
+    elif any(p.search(answer) for p in _SEX_WORDS.values()):
+        found.append("gives the patient a sex the evidence does not state")
+    band = [int(x) for x in re.findall(r"\d+", meta.get("age_band") or "")]
+    for m in _AGE.finditer(answer):
+        age = int(m.group(1) or m.group(2))
+        if len(band) != 2 or not band[0] <= age <= band[1]:
+            found.append(f"gives the patient an age the evidence does not state ({m.group().strip()})")
+    return found
 
 
 def speech_request(rid: str, group: str, text: str, question: str) -> Request:

@@ -11,7 +11,8 @@ whole sentences as the teacher's answers were. Scores per LLM, overall and per g
 - **faithfulness**, with ``benchmarks/faithfulness.py``'s scorer: fact recall (the symptom and duration of a
   transcript, the modality and body part of a header appear in the answer) and contradiction (the answer
   names another symptom, medicine, duration, modality, body part or view, or claims an image finding), plus
-  the share the runtime grounding check flags;
+  the share the runtime grounding check flags and the share that gives the patient an age or sex the
+  evidence does not (:func:`.prompts.invented_demographics`);
 - answer length and seconds per answer.
 
 The teacher's own answers get the faithfulness scores too (its agreement is 1 by definition).
@@ -35,7 +36,7 @@ from multimodal.template import encode_conversation
 
 from ..distill import whole_sentences
 from .kd import record_messages
-from .prompts import request_evidence
+from .prompts import invented_demographics, request_evidence
 
 
 def token_f1(reference: str, answer: str) -> float:
@@ -83,7 +84,8 @@ def score_answer(record: dict, answer: str) -> dict:
     s = score(case, answer, [evidence])
     question = case.question
     return {"recall": s["recall"], "contradictions": s["contradictions"],
-            "flagged": not check(answer, [evidence], question).ok, "words": len(answer.split())}
+            "flagged": not check(answer, [evidence], question).ok,
+            "invented": invented_demographics(answer, record["source"]), "words": len(answer.split())}
 
 
 def answer_all(llm: str, records: list[dict], max_new_tokens: int, *, stack=None) -> dict:
@@ -122,6 +124,7 @@ def summarize(records: list[dict], answers: dict[str, str], *, teacher: bool = F
     out["fact_recall"] = sum(s["recall"] for s in scored) / n
     out["contradiction"] = sum(bool(s["contradictions"]) for s in scored) / n
     out["flagged"] = sum(s["flagged"] for s in scored) / n
+    out["invented"] = sum(bool(s["invented"]) for s in scored) / n
     out["words"] = sum(s["words"] for s in scored) / n
     if not teacher:
         refs = [(r["conversations"][2]["value"], answers[r["id"]]) for r in records]
@@ -152,13 +155,15 @@ def markdown(table: dict) -> str:
         return f"{100 * x:.0f}%"
 
     lines = ["| LLM | ROUGE-L vs teacher | token F1 vs teacher | teacher-forced loss (nats/token) | fact recall | "
-             "contradictions | flagged by the check | words | s / answer |", "|---|---|---|---|---|---|---|---|---|"]
+             "contradictions | flagged by the check | invents age / sex | words | s / answer |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, t in table.items():
         a = t["all"]
         agree = (f"{a['rouge_l']:.3f} | {a['token_f1']:.3f} | {a['teacher_loss']:.3f}" if "rouge_l" in a
                  else "- | - | -")
         lines.append(f"| {name} | {agree} | {pct(a['fact_recall'])} | {pct(a['contradiction'])} | "
-                     f"{pct(a['flagged'])} | {a['words']:.0f} | {a.get('s_per_answer', 0):.1f} |")
+                     f"{pct(a['flagged'])} | {pct(a['invented'])} | {a['words']:.0f} | "
+                     f"{a.get('s_per_answer', 0):.1f} |")
     lines += ["", "| LLM | group | n | ROUGE-L | token F1 | fact recall | contradictions |",
               "|---|---|---|---|---|---|---|"]
     for name, t in table.items():

@@ -3,10 +3,10 @@
 Each request of :mod:`.prompts` is answered greedily by the teacher with the assistant's own generation
 settings (llama.cpp for the GGUF, as the assistant answers), cut to whole sentences. A training answer is
 kept only when it keeps to its evidence: the runtime grounding check passes
-(:func:`multimodal.grounding.check`) and it does not call the patient the other sex than the header
-(:func:`.prompts.contradicts_sex`); a frozen 1.5B that reads "sex F" and writes "a male patient" is not a
-reply to teach. Held-out answers are all kept (they are the reference the student is compared to) with
-the check's verdict beside them.
+(:func:`multimodal.grounding.check`) and it gives the patient no age or sex the evidence does not
+(:func:`.prompts.invented_demographics`): a frozen 1.5B that reads "sex F" and writes "a male patient", or
+turns a transcript into "a 50-year-old woman", is not a reply to teach. Held-out answers are all kept
+(they are the reference the student is compared to) with the check's verdict beside them.
 
 For logit distillation every kept answer is then scored teacher-forced once more, and the ``top_k``
 most likely next tokens at each answer position are stored with their log-probabilities, as token
@@ -37,7 +37,7 @@ from multimodal.template import encode_conversation
 
 from ..dataset import write_manifest, write_split
 from ..distill import whole_sentences
-from .prompts import Request, build_requests, contradicts_sex
+from .prompts import Request, build_requests, invented_demographics
 
 TOP_K = 10
 MAX_NEW_TOKENS = 128
@@ -103,9 +103,7 @@ def verdict(request: Request, answer: str) -> list[str]:
         return ["empty answer"]
     grounding = check(answer, [request.evidence()], request.question)
     why = [issue.describe() for issue in grounding.issues]
-    if contradicts_sex(answer, request.source):
-        why.append(f"calls the patient the other sex than the header's ({request.source['meta']['sex']})")
-    return why
+    return why + invented_demographics(answer, request.source)
 
 
 def to_record(request: Request, result: dict, llm: str, issues: list[str]) -> dict:

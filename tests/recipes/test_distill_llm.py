@@ -15,7 +15,7 @@ import torch
 from multimodal.backbone import load_gguf_tokenizer, load_llm, resolve_gguf
 from multimodal.template import IGNORE_INDEX
 from recipes.distill_llm import kd, quality
-from recipes.distill_llm.prompts import GROUPS, build_requests, contradicts_sex
+from recipes.distill_llm.prompts import GROUPS, build_requests, contradicts_sex, invented_demographics
 from recipes.distill_llm.teacher import Teacher, answer_topk, make_dataset
 from recipes.distill_llm.train import DistillConfig, batches, distill
 
@@ -45,6 +45,17 @@ def test_the_other_sex_is_a_contradiction_of_the_header():
     assert contradicts_sex("The scan of a male patient aged 40-49.", meta)
     assert not contradicts_sex("The scan of a female patient.", meta)
     assert not contradicts_sex("A man could ask his doctor.", {"transcript": "I have a cough."})
+
+
+def test_an_age_or_sex_the_evidence_does_not_give_is_invented():
+    header = {"meta": {"modality": "CT", "sex": "F", "age_band": "40-49"}}
+    assert invented_demographics("A CT of a woman aged 45.", header) == []
+    assert invented_demographics("A CT of a female patient aged 40-49.", header) == []
+    assert "age" in invented_demographics("A 62-year-old patient.", header)[0]
+    assert "other sex" in invented_demographics("A male patient.", header)[0]
+    spoken = {"transcript": "I have had heartburn for two days."}
+    assert len(invented_demographics("Patient: a 50-year-old woman with heartburn.", spoken)) == 2
+    assert invented_demographics("Heartburn for two days.", spoken) == []
 
 
 class ScriptedTeacher:

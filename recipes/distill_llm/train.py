@@ -56,6 +56,11 @@ class DistillConfig:
     seed: int = 0
     max_steps: int | None = None
     """Overrides ``epochs`` when set."""
+    budget_s: float | None = None
+    """Stop after the step that passes this many seconds (the schedule stays planned for all steps; the summary
+    says how many ran), so a run on a shared machine ends in time and still saves what it learned."""
+    bf16: bool = False
+    """Autocast the student's matrix products to bfloat16 (CPUs with avx512_bf16 / AMX run them faster)."""
 
     def __post_init__(self):
         if not 0.0 <= self.alpha <= 1.0:
@@ -115,7 +120,8 @@ def distill(config: DistillConfig, *, model=None, tokenizer=None, progress: bool
     with open(out / "metrics.jsonl", "w") as f:
         for step, idx in enumerate(batches(len(examples), config.batch_size, config.seed, steps), 1):
             batch = collate_examples([examples[i] for i in idx], pad)
-            losses = distill_losses(model, batch, config.alpha)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                losses = distill_losses(model, batch, config.alpha)
             losses["loss"].backward()
             norm = torch.nn.utils.clip_grad_norm_(trained, config.max_grad_norm) if config.max_grad_norm else None
             optimizer.step()
@@ -132,6 +138,8 @@ def distill(config: DistillConfig, *, model=None, tokenizer=None, progress: bool
             if progress:
                 print(f"step {step}/{steps} loss {row['loss']:.4f} ce {row['ce']:.4f} kd {row['kd']:.4f} "
                       f"({row['elapsed_s']:.0f} s)", file=sys.stderr)
+            if config.budget_s is not None and time.perf_counter() - t0 > config.budget_s:
+                break
     train_s = time.perf_counter() - t0
     model.eval()
     model.save_pretrained(str(out / "lora"))  # the adapter alone, safetensors
@@ -141,7 +149,8 @@ def distill(config: DistillConfig, *, model=None, tokenizer=None, progress: bool
     stats = [e["stats"] for e in examples]
     supervised, aligned = sum(s["supervised"] for s in stats), sum(s["aligned"] for s in stats)
     summary = {"config": asdict(config), "records": len(records), "data_sha256": file_sha256(config.data),
-               "steps": steps, "train_s": round(train_s, 1), "s_per_step": round(train_s / steps, 2),
+               "steps": steps, "steps_run": len(log), "train_s": round(train_s, 1),
+               "s_per_step": round(train_s / len(log), 2),
                "first": first, "last": log[-1],
                "alignment": {"supervised_tokens": supervised, "aligned_tokens": aligned,
                              "aligned_share": round(aligned / max(supervised, 1), 4),
@@ -165,11 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budget-s", type=float, help="stop after the step that passes this many seconds")
+    parser.add_argument("--bf16", action="store_true", help="autocast to bfloat16 (avx512_bf16 / AMX CPUs)")
     args = parser.parse_args(argv)
     try:
         config = DistillConfig(data=args.data, output_dir=args.out, student=args.student, alpha=args.alpha,
                                epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lora_r=args.lora_r,
-                               lora_alpha=2 * args.lora_r, max_steps=args.max_steps, seed=args.seed)
+                               lora_alpha=2 * args.lora_r, max_steps=args.max_steps, seed=args.seed,
+                               budget_s=args.budget_s, bf16=args.bf16)
         summary = distill(config, progress=True)
     except MedAnyError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -236,3 +236,14 @@ def test_agreement_and_faithfulness_scores():
                                 "Question: What is it?"}, {"from": "gpt", "value": "x"}]}
     assert quality.score_answer(image, "A CT of the head.")["recall"]
     assert quality.score_answer(image, "An MRI of the knee.")["contradictions"]
+
+
+def test_a_time_budget_stops_the_run_and_still_saves(teacher_data, tmp_path):
+    out, _, _, _ = teacher_data
+    model, tok, _ = load_llm("tiny-random")
+    config = DistillConfig(data=str(out / "train.jsonl"), output_dir=str(tmp_path / "run"), max_steps=5,
+                           batch_size=2, lora_r=2, lora_alpha=4, budget_s=0.0, alpha=0.0)
+    summary = distill(config, model=model, tokenizer=tok)
+    assert summary["steps"] == 5 and summary["steps_run"] == 1
+    assert summary["last"]["loss"] == summary["last"]["ce"]  # alpha 0: sequence-level only
+    assert (tmp_path / "run" / "student" / "medany_distill.json").is_file()

@@ -20,7 +20,6 @@ import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -31,6 +30,9 @@ from multimodal.paths import file_sha256
 from multimodal.train import lr_lambda, seed_everything
 
 from .kd import collate_examples, distill_losses, student_example
+
+FIT_AFTER = 3
+"""Steps timed before a run with a time budget fits its plan to it."""
 
 
 @dataclass
@@ -57,10 +59,10 @@ class DistillConfig:
     max_steps: int | None = None
     """Overrides ``epochs`` when set."""
     budget_s: float | None = None
-    """Stop after the step that passes this many seconds (the schedule stays planned for all steps; the summary
-    says how many ran), so a run on a shared machine ends in time and still saves what it learned."""
-    bf16: bool = False
-    """Autocast the student's matrix products to bfloat16 (CPUs with avx512_bf16 / AMX run them faster)."""
+    """Seconds the run may train. After the first steps the planned steps are cut to what fits (the cosine
+    schedule shrinks with them, so it still ends decayed) and, should the machine slow down, the run stops
+    after the step that passes the budget; a run on a shared machine ends in time and saves what it learned.
+    The summary's ``steps`` is what was planned in the end, ``steps_run`` what ran."""
 
     def __post_init__(self):
         if not 0.0 <= self.alpha <= 1.0:
@@ -113,15 +115,17 @@ def distill(config: DistillConfig, *, model=None, tokenizer=None, progress: bool
     optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=0.0)
     per_epoch = math.ceil(len(examples) / config.batch_size)
     steps = config.max_steps or max(1, math.ceil(config.epochs * per_epoch))
+    plan = {"total": steps}
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, partial(lr_lambda, warmup=config.warmup_steps, total=steps, schedule="cosine"))
+        optimizer, lambda s: lr_lambda(s, warmup=config.warmup_steps, total=plan["total"], schedule="cosine"))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     log, first, t0 = [], None, time.perf_counter()
     with open(out / "metrics.jsonl", "w") as f:
         for step, idx in enumerate(batches(len(examples), config.batch_size, config.seed, steps), 1):
+            if step > plan["total"]:
+                break
             batch = collate_examples([examples[i] for i in idx], pad)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-                losses = distill_losses(model, batch, config.alpha)
+            losses = distill_losses(model, batch, config.alpha)
             losses["loss"].backward()
             norm = torch.nn.utils.clip_grad_norm_(trained, config.max_grad_norm) if config.max_grad_norm else None
             optimizer.step()
@@ -136,10 +140,14 @@ def distill(config: DistillConfig, *, model=None, tokenizer=None, progress: bool
             f.write(json.dumps(row) + "\n")
             f.flush()
             if progress:
-                print(f"step {step}/{steps} loss {row['loss']:.4f} ce {row['ce']:.4f} kd {row['kd']:.4f} "
+                print(f"step {step}/{plan['total']} loss {row['loss']:.4f} ce {row['ce']:.4f} kd {row['kd']:.4f} "
                       f"({row['elapsed_s']:.0f} s)", file=sys.stderr)
-            if config.budget_s is not None and time.perf_counter() - t0 > config.budget_s:
-                break
+            if config.budget_s is not None:
+                spent = time.perf_counter() - t0
+                if step == FIT_AFTER and step < plan["total"]:  # cut the plan to what the budget holds
+                    plan["total"] = max(step + 1, min(plan["total"], int(config.budget_s / (spent / step))))
+                if spent > config.budget_s or step >= plan["total"]:
+                    break
     train_s = time.perf_counter() - t0
     model.eval()
     model.save_pretrained(str(out / "lora"))  # the adapter alone, safetensors
@@ -149,7 +157,7 @@ def distill(config: DistillConfig, *, model=None, tokenizer=None, progress: bool
     stats = [e["stats"] for e in examples]
     supervised, aligned = sum(s["supervised"] for s in stats), sum(s["aligned"] for s in stats)
     summary = {"config": asdict(config), "records": len(records), "data_sha256": file_sha256(config.data),
-               "steps": steps, "steps_run": len(log), "train_s": round(train_s, 1),
+               "steps": plan["total"], "steps_run": len(log), "train_s": round(train_s, 1),
                "s_per_step": round(train_s / len(log), 2),
                "first": first, "last": log[-1],
                "alignment": {"supervised_tokens": supervised, "aligned_tokens": aligned,
@@ -174,14 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--budget-s", type=float, help="stop after the step that passes this many seconds")
-    parser.add_argument("--bf16", action="store_true", help="autocast to bfloat16 (avx512_bf16 / AMX CPUs)")
+    parser.add_argument("--budget-s", type=float, help="seconds of training: the planned steps are cut to fit")
     args = parser.parse_args(argv)
     try:
         config = DistillConfig(data=args.data, output_dir=args.out, student=args.student, alpha=args.alpha,
                                epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lora_r=args.lora_r,
                                lora_alpha=2 * args.lora_r, max_steps=args.max_steps, seed=args.seed,
-                               budget_s=args.budget_s, bf16=args.bf16)
+                               budget_s=args.budget_s)
         summary = distill(config, progress=True)
     except MedAnyError as exc:
         print(f"error: {exc}", file=sys.stderr)

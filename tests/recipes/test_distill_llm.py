@@ -247,3 +247,13 @@ def test_a_time_budget_stops_the_run_and_still_saves(teacher_data, tmp_path):
     assert summary["steps"] == 5 and summary["steps_run"] == 1
     assert summary["last"]["loss"] == summary["last"]["ce"]  # alpha 0: sequence-level only
     assert (tmp_path / "run" / "student" / "medany_distill.json").is_file()
+
+
+def test_a_time_budget_cuts_the_plan_after_the_first_steps(teacher_data, tmp_path):
+    out, _, _, _ = teacher_data
+    model, tok, _ = load_llm("tiny-random")
+    config = DistillConfig(data=str(out / "train.jsonl"), output_dir=str(tmp_path / "run"), max_steps=10_000,
+                           batch_size=2, lora_r=2, lora_alpha=4, budget_s=1.0)
+    summary = distill(config, model=model, tokenizer=tok)
+    assert 4 <= summary["steps"] < 10_000 and summary["steps_run"] <= summary["steps"]
+    assert summary["last"]["lr"] < 0.2 * config.lr or summary["steps_run"] < summary["steps"]  # the cosine ended

@@ -32,6 +32,7 @@ check flags that draft, revised as the demo and ``Assistant.answer`` do (``guard
 a user sees). Prints Markdown tables; ``--json`` keeps every answer.
 
     python benchmarks/faithfulness.py [--llm embedded --llm embedded-0.5b --llm embedded-small] [--limit N]
+        [--backend transformers] [--image-projector none]
 """
 
 from __future__ import annotations
@@ -283,12 +284,14 @@ class FixedLabels:
         return self._labels[:top_k]
 
 
-def run_llm(llm: str, cases: list[Case], max_new_tokens: int) -> dict:
+def run_llm(llm: str, cases: list[Case], max_new_tokens: int, backend: str = "auto",
+            image_projector: str = "auto") -> dict:
     from multimodal.config import StackConfig
     from multimodal.pipeline import Assistant
 
     t0 = time.perf_counter()
-    assistant = Assistant.load(StackConfig(llm=llm, speech="", max_new_tokens=max_new_tokens))
+    assistant = Assistant.load(StackConfig(llm=llm, speech="", max_new_tokens=max_new_tokens, backend=backend,
+                                           image_projector=image_projector))
     load_s = time.perf_counter() - t0
     vision, rows = assistant.vision, []
     t0 = time.perf_counter()
@@ -358,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="first N cases of each workspace")
     parser.add_argument("--max-new-tokens", type=int, default=160)
     parser.add_argument("--json", help="write every case, answer and score here")
+    parser.add_argument("--backend", default="auto", choices=["auto", "llamacpp", "transformers"],
+                        help="LLM backend (transformers: a distilled student folder and its base on one code path)")
+    parser.add_argument("--image-projector", default="auto",
+                        help="auto (the shipped one for each LLM), none, a shipped name or a folder")
     parser.add_argument("--show", type=int, default=3, help="print this many failing answers per LLM")
     args = parser.parse_args(argv)
     from multimodal.cli import quiet_libraries
@@ -368,11 +375,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit:
             cases = [c for ws in ("consult", "photo", "dicom", "meal")
                      for c in [c for c in cases if c.workspace == ws][: args.limit]]
-        results = [run_llm(llm, cases, args.max_new_tokens) for llm in (args.llm or LLMS)]
+        results = [run_llm(llm, cases, args.max_new_tokens, args.backend, args.image_projector)
+                   for llm in (args.llm or LLMS)]
     from multimodal.machine import machine
 
     print(f"Machine: {machine()}; {len(cases)} cases; greedy, {args.max_new_tokens} new tokens "
-          "max; image projectors as the stack picks them ('auto').\n")
+          f"max; image projector {args.image_projector!r}"
+          f"{' (the stack picks one per LLM)' if args.image_projector == 'auto' else ''}; backend {args.backend}.\n")
     print_tables(results)
     for res in results:
         bad = [r for r in res["rows"] if r["guarded_score"]["contradictions"] or not r["guarded_score"]["recall"]]

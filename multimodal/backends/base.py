@@ -142,6 +142,12 @@ class Backend(ABC):
         ``input_ids`` ``[L]``, each given every token before it (teacher-forced, raw logits): what an explanation
         measures an answer by (:mod:`multimodal.explain`) and what log-likelihood scoring sums
         (:mod:`multimodal.bench.likelihood`)."""
+        return token_logprobs(self.answer_logits(input_ids, media, answer_ids), answer_ids.reshape(-1))
+
+    def answer_logits(self, input_ids: Tensor, media: Mapping[str, Tensor], answer_ids: Tensor) -> Tensor:
+        """Raw next-token logits ``[K, V]`` at each answer position, teacher-forced as in :meth:`answer_logprobs`
+        (row ``k`` predicts ``answer_ids[k]``): the whole distribution, which logit distillation reads
+        (``recipes/distill_llm``)."""
         from ..errors import ScoringUnsupportedError
 
         raise ScoringUnsupportedError(f"The {self.name} backend cannot score log-likelihoods; the transformers and "

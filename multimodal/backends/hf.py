@@ -78,8 +78,12 @@ class TransformersBackend(Backend):
 
     def answer_logprobs(self, input_ids: Tensor, media: Mapping[str, Tensor], answer_ids: Tensor) -> Tensor:
         """Teacher-forced log-probabilities ``[K]``; differentiable in ``media`` when grad is enabled."""
+        answer = answer_ids.reshape(-1).to(input_ids.device)
+        return token_logprobs(self.answer_logits(input_ids, media, answer), answer)
+
+    def answer_logits(self, input_ids: Tensor, media: Mapping[str, Tensor], answer_ids: Tensor) -> Tensor:
+        """Teacher-forced next-token logits ``[K, V]``; differentiable in ``media`` when grad is enabled."""
         prompt = input_ids.reshape(-1)
         answer = answer_ids.reshape(-1).to(prompt.device)
         ids = torch.cat([prompt, answer])[None]  # [1, L + K]
-        logits = self.model.logits_from(ids, media)[0, prompt.numel() - 1:-1]  # [K, V]: each predicts the next
-        return token_logprobs(logits, answer)
+        return self.model.logits_from(ids, media)[0, prompt.numel() - 1:-1]  # [K, V]: each predicts the next

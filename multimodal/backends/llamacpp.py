@@ -199,7 +199,11 @@ class LlamaCppBackend(Backend):
             return self._logits()
 
     def answer_logprobs(self, input_ids: Tensor, media: Mapping[str, Tensor], answer_ids: Tensor) -> Tensor:
-        """Teacher-forced log-probabilities ``[K]``: the prompt is prefilled (its leading text reused from the
+        """Teacher-forced log-probabilities ``[K]`` (from :meth:`answer_logits`)."""
+        return token_logprobs(self.answer_logits(input_ids, media, answer_ids), answer_ids.reshape(-1))
+
+    def answer_logits(self, input_ids: Tensor, media: Mapping[str, Tensor], answer_ids: Tensor) -> Tensor:
+        """Teacher-forced next-token logits ``[K, V]``: the prompt is prefilled (its leading text reused from the
         cache), then the answer's tokens but the last decode in batches with every position's logits kept."""
         answer = answer_ids.reshape(-1).tolist()
         with self._lock:
@@ -212,4 +216,4 @@ class LlamaCppBackend(Backend):
                     self._tokens.token[i] = t
                 self._decode(self._tokens, len(chunk), pos + start, True, every_logit=True)
                 rows += [self._logits(i) for i in range(len(chunk))]
-        return token_logprobs(torch.stack(rows), torch.tensor(answer))  # [K]
+        return torch.stack(rows)  # [K, V]

@@ -68,6 +68,9 @@ def test_answer_logprobs_with_media_before_them(tiny_llm):
     want = torch.stack([logp[i - 1, ids[i]] for i in range(len(ids) - 3, len(ids))])
     torch.testing.assert_close(got, want)
     assert (got < 0).all()
+    logits = backend.answer_logits(ids[:-3], media, ids[-3:])  # [3, V]: the whole distribution (distillation)
+    assert logits.shape == (3, logp.shape[-1])
+    torch.testing.assert_close(torch.log_softmax(logits.float(), -1), logp[len(ids) - 4:-1])
 
 
 def test_a_backend_without_scoring_names_those_that_score():
@@ -87,3 +90,5 @@ def test_a_backend_without_scoring_names_those_that_score():
 
     with pytest.raises(ScoringUnsupportedError, match="transformers and llama.cpp backends can"):
         Remote().answer_logprobs(torch.tensor([1, 2]), {}, torch.tensor([3]))
+    with pytest.raises(ScoringUnsupportedError):
+        Remote().answer_logits(torch.tensor([1, 2]), {}, torch.tensor([3]))

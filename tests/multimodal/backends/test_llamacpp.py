@@ -159,6 +159,9 @@ def test_answer_logprobs_agree_with_the_reference_and_with_stepwise_logits(pair)
         assert abs(float(b[2] - third)) < 1e-3  # batched answer logits equal one-at-a-time decoding
         lc.backend._cached = []  # a cold cache scores the same as the reused prefix
         torch.testing.assert_close(lc.backend.answer_logprobs(ids, media, answer), b, rtol=0, atol=0)
+        logits = lc.backend.answer_logits(ids, media, answer)  # [K, V]: what logit distillation reads
+        assert logits.shape == (answer.numel(), lc.backend.n_vocab)
+        torch.testing.assert_close(torch.log_softmax(logits.float(), -1).gather(-1, answer[:, None])[:, 0], b)
 
 
 # Log-likelihood scoring (medany bench), measured here: per-token log-probabilities of a 6-token continuation

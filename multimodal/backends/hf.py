@@ -64,10 +64,12 @@ class TransformersBackend(Backend):
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         while (token := tokens.get()) is not done:
+            if should_stop and should_stop():
+                break  # generation may have run ahead of a slow caller: yield nothing more once told to stop
             if token in self.stop_ids:
                 continue  # HF emits the EOS it stopped at
             yield token
-        thread.join()
+        thread.join()  # the Stop criterion ends generation at its next step
         if errors:
             raise errors[0]
 

@@ -1,6 +1,7 @@
 """The transformers backend: HF generate on the fusion model, token by token."""
 
 import threading
+import time
 
 import torch
 
@@ -49,9 +50,11 @@ def test_should_stop_ends_generation_between_tokens(tiny_llm):
 
     for token in backend.generate_ids(ids, {}, GenerationSettings(max_new_tokens=50), should_stop):
         seen.append(token)
+        if len(seen) == 1:
+            time.sleep(0.5)  # a slow consumer (a loaded machine): generation runs ahead into the queue
         if len(seen) == 3:
             stop.set()
-    assert 3 <= len(seen) <= 4  # HF checks its criteria after the token it just produced
+    assert len(seen) == 3  # nothing is yielded once the caller asked to stop, however far generation ran ahead
 
 
 def test_answer_logprobs_with_media_before_them(tiny_llm):

@@ -39,6 +39,7 @@ import io
 import re
 import secrets
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Literal, Sequence
@@ -242,7 +243,8 @@ def deidentify(ds, uids: UidMapper | None = None, profile: str = "basic"):
             if keyword in meta:
                 delattr(meta, keyword)
     ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = DEID_METHOD[profile].format(edition=rules.table.edition)
+    method = textwrap.wrap(DEID_METHOD[profile].format(edition=rules.table.edition), 64)  # LO: 64 a value
+    ds.DeidentificationMethod = method if len(method) > 1 else method[0]
     if rules.temporal_changed:
         ds.LongitudinalTemporalInformationModified = "REMOVED"
     code = pydicom.Dataset()

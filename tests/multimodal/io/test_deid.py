@@ -297,3 +297,13 @@ def test_allowlist_drops_everything_it_does_not_name():
     assert all(str(ds[k].value) == "" for k in ALLOW_EMPTY if k in ds)
     assert MARK.encode() not in deidentify_bytes(data, profile="allowlist")
     assert ds.SOPInstanceUID == UidMapper(b"k")("1.2.826.0.1.7731.3")
+
+
+@pytest.mark.parametrize("profile", ["allowlist", "basic"])
+def test_the_method_it_records_fits_its_value_representation(profile):
+    """De-identification Method is LO (64 characters a value): an SR that inherits it must stay valid."""
+    ds = pydicom.dcmread(io.BytesIO(sample_bytes("CT_small.dcm")))
+    deidentify(ds, UidMapper(b"k"), profile)
+    values = ds.DeidentificationMethod if ds["DeidentificationMethod"].VM > 1 else [ds.DeidentificationMethod]
+    assert all(0 < len(v) <= 64 for v in values)
+    assert " ".join(values).startswith(("MedAny allowlist", "PS3.15 E.1 Basic"))

@@ -4,7 +4,9 @@ A study is a list of uploaded images (DICOM, PNG, JPEG …), each decoded and
 de-identified on arrival; files that cannot be read are refused with the
 loader's message in the page, the rest of the study is kept. The viewer
 re-windows DICOM from the stored values (presets or centre/width sliders);
-questions are answered with every image of the study attached.
+questions are answered with every image of the study attached. "Generate report"
+writes the study's structured report (:mod:`multimodal.report`): Markdown, JSON, a
+DICOM SR and a FHIR DiagnosticReport, for download.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from multimodal.io import load_image
+from multimodal.io.deid import UidMapper
 from multimodal.io.limits import DEFAULT_LIMITS, InputLimits
 from multimodal.io.windows import PRESETS
 
@@ -103,6 +106,7 @@ class ClinicianWorkspace:
         self.settings = settings
         self.limits = settings.input_limits()
         self.private = private or PrivateFiles()
+        self.uids = UidMapper()  # one key per server: a study's reports reference the same de-identified UIDs
 
     # -- study -------------------------------------------------------------
 
@@ -300,6 +304,29 @@ class ClinicianWorkspace:
         log_event("clinician.export", turns=len(report.turns))
         return paths
 
+    def generate_report(self, question, study, session: str | None = None):
+        """The study's structured report (Technique from the headers, the rest by the LLM, held to the evidence):
+        its four files (Markdown, JSON, DICOM SR, FHIR) in the session's private folder, and its Markdown.
+
+        The question box, when filled, is the clinical question the report answers.
+        """
+        from multimodal.report import generate_report, read_study, report_files
+
+        study = list(study or [])
+        if not study:
+            raise user_error("Load a study first: the report is about its images.", "No study")
+        try:
+            with timed("clinician.report", images=len(study)) as facts:
+                # Uploads are decoded under this server's limits; bundled samples are trusted server files.
+                images = [image for e in study for image in read_study(
+                    [e["path"]], self.uids, DEFAULT_LIMITS if e.get("bundled") else self.limits)]
+                report = generate_report(self.assistant, images, (question or "").strip())
+                paths = self.private.write_files(session, report_files(report, images))
+                facts.update(sentences=len(report.sentences()), removed=len(report.checks.get("removed", [])))
+        except Exception as exc:  # never a traceback that could quote the study
+            raise_ui_error("clinician.report", exc)
+        return [str(p) for p in paths], report.to_markdown()
+
     # -- UI ------------------------------------------------------------------
 
     def render(self) -> None:
@@ -338,6 +365,7 @@ class ClinicianWorkspace:
                     ask = g.Button("Ask", variant="primary", elem_id="clinician-ask")
                     clear_chat = g.Button("Clear chat", variant="secondary")
                     export = g.Button("Export report", variant="secondary", elem_id="clinician-export")
+                    make_report = g.Button("Generate report", variant="secondary", elem_id="clinician-generate-report")
                 note = g.Markdown(elem_classes=["medany-note"], elem_id="clinician-note")
                 evidence = g.Markdown(elem_classes=["medany-evidence"], elem_id="clinician-evidence")
                 why = g.Checkbox(label="Why? Show what the last answer rests on (maps and facts)", value=False,
@@ -355,6 +383,10 @@ class ClinicianWorkspace:
                 g.Examples(EXAMPLE_QUESTIONS, inputs=[question], label="Example questions")
                 report_files = g.File(label="Report (Markdown and JSON)", file_count="multiple",
                                       interactive=False, visible=True, elem_id="clinician-report")
+                structured_files = g.File(label="Structured report: Markdown, JSON, DICOM SR (.dcm), FHIR (.json)",
+                                          file_count="multiple", interactive=False, elem_id="clinician-structured")
+                with g.Accordion("Structured report", open=False):
+                    structured = g.Markdown(elem_id="clinician-structured-report")
 
         study_out = [study, selector, viewer, preset, center, width, meta, status]
         # The upload moves to a private folder under a neutral name; the file box is emptied (it named the file).
@@ -379,3 +411,5 @@ class ClinicianWorkspace:
                          [conversation, chatbot, note, evidence, answered, explained], api_visibility="undocumented")
         export.click(self.export, [conversation, study, session, explained], [report_files],
                      api_name="clinician_export")
+        make_report.click(self.generate_report, [question, study, session], [structured_files, structured],
+                          api_name="clinician_report", concurrency_id=LLM_SLOT)

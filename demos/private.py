@@ -89,6 +89,18 @@ class PrivateFiles:
             fh.write(text)
         return path
 
+    def write_files(self, session: str | None, files: dict[str, bytes]) -> list[Path]:
+        """Write each ``{name: bytes}`` as a new 0600 file, all in one fresh folder of the session's."""
+        folder = self._private_dir(self.session_dir(session) / secrets.token_hex(8))
+        paths = []
+        for name, data in files.items():
+            path = folder / Path(name).name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            paths.append(path)
+        return paths
+
     def sample(self, ref: str) -> str:
         """A copy of the bundled sample ``ref`` (``sample:NAME``) Gradio may serve, made once per process."""
         from multimodal.samples import resolve_sample

@@ -16,10 +16,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-DISCLAIMER = (
-    "Research use only. MedAny is not a medical device and does not give diagnoses or treatment "
-    "advice; every output must be checked by a qualified clinician."
-)
+from multimodal.report.document import DISCLAIMER  # one text for every export
+
 SCHEMA = "medany.report/v1"
 
 

@@ -166,8 +166,9 @@ def _one_call(step: Constrained, tools: dict, name: str | None) -> ToolCall:
     return ToolCall(f"call_{uuid.uuid4().hex[:24]}", name, arguments)
 
 
-def json_answer(assistant, request, schema: dict, context: Sequence = ()):
-    """The answer as the JSON value ``schema`` describes (checked with :func:`check_schema` first).
+def json_answer(assistant, request, schema: dict, context: Sequence = (), correction: str | None = None):
+    """The answer as the JSON value ``schema`` describes (checked with :func:`check_schema` first); ``correction``
+    (:meth:`~multimodal.grounding.Grounding.correction`) follows the question on a second try.
 
     Returns ``(value, answer, prompt_tokens, completion_tokens)``; ``answer`` (:class:`~multimodal.pipeline.Answer`,
     also ``assistant.last_answer``) holds the JSON text, its evidence and its grounding check.
@@ -175,7 +176,7 @@ def json_answer(assistant, request, schema: dict, context: Sequence = ()):
     from .pipeline import Answer
 
     check_schema(schema)
-    plan = replace(assistant.plan(request, context), json_schema=schema)
+    plan = replace(assistant.plan(request, context), json_schema=schema, correction=correction)
     enc, media = assistant.encode_plan(request, plan)
     step = Constrained(assistant.backend, enc.input_ids, media)
     value = step.value(schema)

@@ -372,7 +372,8 @@ DELEGATED = {"deid": ("multimodal.io.deid", "main", "de-identify DICOM files (PS
              "eval-reports": ("multimodal.reportmetrics.command", "main",
                               "score generated radiology reports: CheXpert label F1, BLEU-4, ROUGE-L, ReXrank files"),
              "extract": ("multimodal.notes.extract", "main", "coded findings of a folder of notes into Parquet"),
-             "cohort": ("multimodal.notes.cohort", "main", "answer a cohort question: SQL over the findings table")}
+             "cohort": ("multimodal.notes.cohort", "main", "answer a cohort question: SQL over the findings table"),
+             "report": ("multimodal.report.command", "main", "an imaging report: Markdown, JSON, DICOM SR, FHIR")}
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

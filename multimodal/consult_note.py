@@ -15,20 +15,21 @@ symptom's duration, come from the same clause. "Allergic to X" makes an allergy.
 :func:`write_note` adds the four SOAP sections, written by the LLM as one JSON
 object (constrained decoding: every section present) from the transcript and those
 findings as evidence. :meth:`ConsultNote.fhir_bundle` gives a FHIR R4B (4.3, the R4
-resources used here are unchanged) collection Bundle: a Condition per symptom
-(negated ones as ``refuted``), a MedicationStatement per medicine, an
-AllergyIntolerance per allergy, each coded with the knowledge base's ids.
+resources used here are unchanged) collection Bundle through the same path as the
+imaging report (:mod:`multimodal.fhir`): the SOAP sections as a preliminary
+Composition (once written), a Condition per symptom (negated ones as ``refuted``),
+a MedicationStatement per medicine, an AllergyIntolerance per allergy, each coded
+with the knowledge base's ids.
 """
 
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import asdict, dataclass, field
 
 from encoders.languages import language_name
 
-from . import terms
+from . import fhir, terms
 from .context import Rules, Trigger, words
 from .evidence import WORD_NUMBERS, durations_in, note_evidence, transcript_evidence
 from .prompt import transcript_summary
@@ -140,16 +141,13 @@ class ConsultNote:
         return "; ".join(parts) or "nothing the rules recognise"
 
     def fhir_bundle(self) -> dict:
-        """A FHIR R4B collection Bundle of the structured findings (validated by ``fhir.resources``)."""
-        from .errors import require
-
-        bundle_cls = require("fhir.resources.R4B.bundle", "fhir").Bundle
-        entries = [_condition(s) for s in self.symptoms]
+        """A FHIR R4B collection Bundle (:func:`multimodal.fhir.collection`, validated by ``fhir.resources``): the
+        SOAP sections as a Composition when they are written, then the structured findings."""
+        entries = [_composition(self)] if any(getattr(self, k) for k in SOAP_SECTIONS) else []
+        entries += [_condition(s) for s in self.symptoms]
         entries += [_medication_statement(m) for m in self.medications]
         entries += [_allergy(a) for a in self.allergies]
-        bundle = {"resourceType": "Bundle", "type": "collection",
-                  "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": r} for r in entries]}
-        return bundle_cls.model_validate(bundle).model_dump(mode="json", exclude_none=True)
+        return fhir.collection(entries)
 
 
 def extract(text: str, knowledge=None) -> tuple[list[Symptom], list[Medication], list[Allergy]]:
@@ -282,19 +280,26 @@ def _plural(duration: str) -> str:
     return f"{amount} {unit}{'' if amount == '1' else 's'}"
 
 
-def _coding(codes: tuple[str, ...], text: str) -> dict:
-    systems = {"HPO": "http://human-phenotype-ontology.org", "ICD-10": "http://hl7.org/fhir/sid/icd-10-cm",
-               "DrugBank": "http://www.drugbank.ca", "USDA FDC": "https://fdc.nal.usda.gov",
-               "IFCT": "https://www.ifct2017.com"}
-    coding = []
-    for c in codes:
-        source, _, code = c.replace("HPO:", "HPO HP:").partition(" ")
-        coding.append({"system": systems.get(source, source), "code": code, "display": text})
-    return {"coding": coding, "text": text} if coding else {"text": text}
+# LOINC's document sections of a SOAP note.
+_SOAP_CODES = {"subjective": ("61150-9", "Subjective Narrative"), "objective": ("61149-1", "Objective Narrative"),
+               "assessment": ("51848-0", "Evaluation note"), "plan": ("18776-5", "Plan of care note")}
+
+
+def _composition(note: ConsultNote) -> dict:
+    """The SOAP sections as a preliminary Composition (LOINC 11488-4, consult note) written by MedAny."""
+    from datetime import datetime, timezone
+
+    sections = [{"title": k.title(), "code": fhir.concept("LOINC", *_SOAP_CODES[k]),
+                 "text": fhir.narrative([(k.title(), [getattr(note, k)])])} for k in SOAP_SECTIONS]
+    return {"resourceType": "Composition", "status": "preliminary", "title": "Consultation SOAP note",
+            "type": fhir.concept("LOINC", "11488-4", "Consult note"),
+            "date": datetime.now(timezone.utc).replace(microsecond=0).isoformat(), "author": [fhir.DEVICE],
+            "subject": {"display": "the patient of this consultation"},
+            "section": sections}
 
 
 def _condition(s: Symptom) -> dict:
-    resource = {"resourceType": "Condition", "code": {**_coding(s.codes, s.concept or s.name), "text": s.name},
+    resource = {"resourceType": "Condition", "code": {**fhir.coding(s.codes, s.concept or s.name), "text": s.name},
                 "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category",
                                           "code": "problem-list-item"}]}],
                 "subject": {"display": "the patient of this consultation"},
@@ -311,7 +316,7 @@ def _medication_statement(m: Medication) -> dict:
     dosage = _dosage(m) if not m.negated else ""
     dosage = "" if dosage == "taken" else dosage
     resource = {"resourceType": "MedicationStatement", "status": "not-taken" if m.negated else "active",
-                "medicationCodeableConcept": _coding(m.codes, m.name),
+                "medicationCodeableConcept": fhir.coding(m.codes, m.name),
                 "subject": {"display": "the patient of this consultation"}, "note": [{"text": m.said}]}
     if dosage:
         resource["dosage"] = [{"text": dosage}]
@@ -319,7 +324,7 @@ def _medication_statement(m: Medication) -> dict:
 
 
 def _allergy(a: Allergy) -> dict:
-    return {"resourceType": "AllergyIntolerance", "code": _coding(a.codes, a.substance),
+    return {"resourceType": "AllergyIntolerance", "code": fhir.coding(a.codes, a.substance),
             "patient": {"display": "the patient of this consultation"},
             "verificationStatus": {"coding": [{
                 "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",

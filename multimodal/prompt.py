@@ -55,6 +55,23 @@ SAY_NOT_A_SCAN = ("{labels} {verb} " + NOT_A_SCAN + " (MedAny's image check): be
 """Follows a question that asks about a scan when an attached picture is no scan."""
 
 
+REPORT_QUESTION = (
+    "Write the imaging report of this study. The technique is given, copied from the DICOM header. Findings: "
+    "what the lines above state about the study, in full sentences. Impression: one or two sentences for the "
+    "referring clinician. Limitations: what this report cannot say. No one has read the image pixels: state no "
+    "finding, normal or abnormal, that the lines above do not give.")
+"""What the LLM is asked when it writes a structured report (:mod:`multimodal.report`), as JSON under its schema."""
+
+CLINICAL_QUESTION = "Clinical question: {question}"
+"""Follows :data:`REPORT_QUESTION` when the clinician gave one (``medany report --question``)."""
+
+
+def report_question(question: str = "") -> str:
+    """The request for a structured report, with the clinician's own question (if any) after it."""
+    question = " ".join(question.split())
+    return REPORT_QUESTION + (f"\n{CLINICAL_QUESTION.format(question=question)}" if question else "")
+
+
 def media_label(kind: str, index: int) -> str:
     """``"Image 1"`` / ``"Audio 2"`` (``index`` counts from 1)."""
     return f"{kind.capitalize()} {index}"

@@ -146,7 +146,8 @@ FINDINGS: dict[str, tuple[str, ...]] = {
     "fibrosis": ("fibrosis", "scarring"),
     "dislocation": ("dislocation", "dislocated"),
     "arthritis": ("arthritis", "degenerative change", "degenerative changes"),
-    "normal": ("normal", "unremarkable", "abnormality", "abnormalities", "healthy lungs", "clear lungs"),
+    "normal": ("normal", "unremarkable", "abnormality", "abnormalities", "healthy lungs", "clear lungs",
+               "lungs are clear", "lung fields are clear", "clear lung fields"),
 }
 
 

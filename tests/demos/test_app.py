@@ -52,6 +52,13 @@ def test_clinician_sample_chat_and_export(client, caplog):
     assert data["images"][0]["body_part"] == "CHEST" and data["turns"][0]["content"] == QUESTION
 
 
+def test_clinician_generate_report_serves_the_four_files(client):
+    client.predict(api_name="/clinician_sample")
+    files, markdown = client.predict("Cough for three days", api_name="/clinician_report")
+    assert sorted(Path(f).name for f in files) == ["report-fhir.json", "report-sr.dcm", "report.json", "report.md"]
+    assert markdown.startswith("# MedAny imaging report") and "Image 1: body part examined CHEST." in markdown
+
+
 def test_clinician_window_presets(client):
     client.predict(api_name="/clinician_sample")
     label = "Image 1 · CR CHEST PA"

@@ -21,6 +21,12 @@ def json_script(first: dict, corrected: dict | None = None):
 
 
 def scripted_reporter(assistant, first: dict, corrected: dict | None = None):
+    """``assistant``'s models answering with :func:`json_script`; sections may be 200 characters long (the tiny
+    stack's own budget of a few tokens would cut every sentence)."""
+    from dataclasses import replace
+
     from tests.scripted import scripted
 
-    return scripted(assistant, json_script(first, corrected))
+    reporter = scripted(assistant, json_script(first, corrected))
+    reporter.config = replace(assistant.config, max_new_tokens=200)
+    return reporter

@@ -10,8 +10,10 @@ transformers path (``docs/attention.md``). Audio runs stay causal, as there.
 
 Token choice is the shared HF logits-processor path (:mod:`.base`), so greedy
 decoding, repetition penalty, temperature and top-p mean the same here as in
-HF ``generate``. The leading text of the previous prompt (the system prompt)
-stays in the KV cache and is reused when the next prompt starts the same way.
+HF ``generate``. The previous prompt stays in the KV cache and its leading part is
+reused when the next prompt starts the same way: the same tokens, and media runs with
+the same feature rows (constrained decoding asks for logits after each token it writes,
+so a JSON answer about an image decodes one token a step, not the whole prompt).
 
 One context serves one request at a time (a lock); ``medany serve`` already
 runs requests one by one.
@@ -76,7 +78,8 @@ class LlamaCppBackend(Backend):
         self._tokens = self.lib.llama_batch_init(batch, 0, 1)
         self._embeds = self.lib.llama_batch_init(batch, self.hidden_size, 1)
         self._lock = threading.Lock()
-        self._cached: list[int] = []  # text tokens at positions 0.. whose KV cells are current
+        self._cached: list[int] = []  # token ids (media sentinels included) at positions 0.. whose KV cells are current
+        self._cached_media: dict[str, np.ndarray] = {}  # the feature rows of the cached media runs, in order
 
     def __del__(self):
         lib = getattr(self, "lib", None)
@@ -145,9 +148,9 @@ class LlamaCppBackend(Backend):
                 raise PromptError(f"The {kind} features are {rows[kind].shape[1]}-d but the LLM takes "
                                   f"{self.hidden_size}-d inputs.")
         runs = prompt_runs(ids)
-        keep = self._reusable_prefix(ids, runs)
+        keep = self._reusable_prefix(ids, runs, rows)
         self.lib.llama_memory_seq_rm(self.lib.llama_get_memory(self.llama.ctx), 0, keep, -1)
-        self._cached = ids[:keep]  # what the cache holds if decoding fails below
+        self._cached = ids[:keep]  # what the cache holds if decoding fails below (its media rows are unchanged)
         used = {kind: 0 for kind in rows}
         for kind, start, stop in runs:
             last = stop == len(ids)
@@ -157,22 +160,36 @@ class LlamaCppBackend(Backend):
                     self._decode_tokens(ids[begin:stop], begin, last)
                 continue
             n = stop - start
-            self._decode_embeds(rows[kind][used[kind]:used[kind] + n], start, last, kind in BIDIRECTIONAL)
+            if stop > keep:  # a media run is reused whole or decoded whole (:meth:`_reusable_prefix`)
+                self._decode_embeds(rows[kind][used[kind]:used[kind] + n], start, last, kind in BIDIRECTIONAL)
             used[kind] += n
-        first = runs[0]
-        self._cached = ids[:first[2]] if first[0] == "text" else []
+        self._cached = ids
+        self._cached_media = {kind: np.array(r[:used[kind]]) for kind, r in rows.items()}
         return len(ids)
 
-    def _reusable_prefix(self, ids: list[int], runs) -> int:
-        """How many leading positions of the cached text prompt this prompt shares (at least one is re-decoded)."""
-        if not runs or runs[0][0] != "text":
-            return 0
+    def _reusable_prefix(self, ids: list[int], runs, rows: Mapping[str, np.ndarray]) -> int:
+        """How many leading positions of the cached prompt this prompt shares: its tokens, and its media runs
+        when their feature rows are the same. A media run is reused whole or not at all (an image run is one
+        bidirectional batch), and at least one position is decoded again (its logits are the answer)."""
         same = 0
-        for a, b in zip(self._cached, ids[:runs[0][2]]):
+        for a, b in zip(self._cached, ids):
             if a != b:
                 break
             same += 1
-        return min(same, len(ids) - 1)
+        same = min(same, len(ids) - 1)
+        offsets: dict[str, int] = {}
+        for kind, start, stop in runs:
+            if start >= same:
+                break
+            if kind == "text":
+                continue
+            at, n = offsets.get(kind, 0), stop - start
+            offsets[kind] = at + n
+            old = self._cached_media.get(kind)
+            if stop > same or old is None or len(old) < at + n or not np.array_equal(old[at:at + n],
+                                                                                     rows[kind][at:at + n]):
+                return start
+        return same
 
     # -- Backend ----------------------------------------------------------------------
 

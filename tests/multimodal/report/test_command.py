@@ -116,3 +116,10 @@ def test_the_sr_of_the_command_parses_from_bytes(tiny_stack, tmp_path):
     report(["sample:RG1_UNCR.dcm"], str(tmp_path), assistant=scripted_reporter(tiny_stack, SECTIONS))
     ds = pydicom.dcmread(io.BytesIO((tmp_path / "report-sr.dcm").read_bytes()))
     assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+
+
+def test_the_command_is_delegated_and_takes_the_stack_options(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["report", "--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and all(flag in out for flag in ("--out", "--question", "--key", "--llm", "--config"))

@@ -56,10 +56,12 @@ SAY_NOT_A_SCAN = ("{labels} {verb} " + NOT_A_SCAN + " (MedAny's image check): be
 
 
 REPORT_QUESTION = (
-    "Write the imaging report of this study. The technique is given, copied from the DICOM header. Findings: "
-    "what the lines above state about the study, in full sentences. Impression: one or two sentences for the "
-    "referring clinician. Limitations: what this report cannot say. No one has read the image pixels: state no "
-    "finding, normal or abnormal, that the lines above do not give.")
+    "Write the imaging report of this study. The technique is given, copied from the DICOM header. Findings: restate "
+    "what the DICOM line says about the study (modality, body part, view, the patient's age band and sex), in full "
+    "sentences. Impression: one sentence for the referring clinician: what the study is, and that a qualified reader "
+    "must review the images for the clinical question. Limitations: what this report cannot say. No one has read the "
+    "image pixels: never state a finding, a disease or a normal result. Knowledge lines explain the words of the "
+    "clinical question; they are not findings of this study.")
 """What the LLM is asked when it writes a structured report (:mod:`multimodal.report`), as JSON under its schema."""
 
 CLINICAL_QUESTION = "Clinical question: {question}"

@@ -8,14 +8,16 @@ and the model reads it before it writes the rest. Each generated sentence is hel
 to the evidence by the grounding check; Findings and Impression sentences are
 checked as claims about the study (a report states what it says the study
 shows), so a finding no evidence gives ("no acute disease", "a mass") is a
-contradiction. A draft that contradicts its evidence is written again once, told
-what it contradicted; what still contradicts is dropped and the report says so.
+contradiction; so is a sex or an age the header contradicts (:func:`demographics`).
+A draft that contradicts its evidence is written again once, told what it
+contradicted; what still contradicts is dropped and the report says so.
 A section left empty gets MedAny's own sentence, and Limitations always end with
 what no model did and the research-use disclaimer.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 from ..grounding import Grounding, Issue, check, sentences
@@ -23,7 +25,7 @@ from ..prompt import media_label, report_question
 from .document import DISCLAIMER, SECTIONS, ImagingReport, Sentence, Tie
 from .study import StudyImage
 from .technique import technique
-from .ties import ties
+from .ties import AGE, SEX_WORDS, in_band, ties
 
 GENERATED = ("findings", "impression", "limitations")
 CLAIM = "The study shows: "
@@ -62,11 +64,11 @@ def generate_report(assistant, images: Sequence[StudyImage], question: str = "",
     schema = report_schema(" ".join(s.text for s in report.technique), max_chars)
     request = assistant.request(report_question(question), [s.image for s in images])
     value, answer, *_ = json_answer(assistant, request, schema)
-    kept, issues = _held(value, answer.plan.evidence)
+    kept, issues = _held(value, answer.plan.evidence, report.images)
     drafts, first = 1, issues
     if issues:
         value, answer, *_ = json_answer(assistant, request, schema, correction=Grounding(issues).correction())
-        kept, issues = _held(value, answer.plan.evidence)
+        kept, issues = _held(value, answer.plan.evidence, report.images)
         drafts = 2
     evidence = answer.plan.evidence
     report.evidence = [e.as_dict() for e in evidence]
@@ -87,14 +89,31 @@ def generate_report(assistant, images: Sequence[StudyImage], question: str = "",
     return report
 
 
-def _held(value: dict, evidence) -> tuple[dict[str, list[str]], list[Issue]]:
+def demographics(sentence: str, images: Sequence[dict]) -> list[Issue]:
+    """What the grounding check does not read: a sex or an age the de-identified headers contradict ("a 45-year-old
+    man" of a film whose header gives sex F, age band 60-69). Only where a header states them."""
+    issues = []
+    sexes = {m.get("sex") for m in images if m.get("sex") in SEX_WORDS}
+    for sex, pattern in SEX_WORDS.items():
+        said = re.search(pattern, sentence, re.IGNORECASE)
+        if sexes and sex not in sexes and said:
+            issues.append(Issue("sex", said.group(), tuple(sorted(sexes)), sentence))
+    bands = [m["age_band"] for m in images if m.get("age_band")]
+    for said in AGE.finditer(sentence):
+        age = int(said.group(1) or said.group(2))
+        if bands and not any(in_band(age, band) for band in bands):
+            issues.append(Issue("age", said.group().strip(), tuple(bands), sentence))
+    return issues
+
+
+def _held(value: dict, evidence, images: Sequence[dict] = ()) -> tuple[dict[str, list[str]], list[Issue]]:
     """Per generated section, its sentences that keep to the evidence; and the issues of the others (each issue's
     ``sentence`` is the section's own sentence)."""
     kept: dict[str, list[str]] = {name: [] for name in GENERATED}
     issues: list[Issue] = []
     for name in GENERATED:
         for s in sentences(str(value.get(name, ""))):
-            found = check(CLAIM + s if name != "limitations" else s, evidence).issues
+            found = check(CLAIM + s if name != "limitations" else s, evidence).issues + demographics(s, images)
             if found:
                 issues += [Issue(i.kind, i.said, i.expected, s) for i in found]
             else:

@@ -18,7 +18,11 @@ from ..grounding import cited_ids, says_not_a_scan
 from .document import Tie
 
 _HEADER = {"modality": "Modality", "body_part": "BodyPartExamined", "view": "ViewPosition"}
-_SEX = {"F": r"\b(?:female|woman|women)\b", "M": r"\b(?:male|man|men)\b"}
+SEX_WORDS = {"F": r"\b(?:female|woman|women|girl|lady|she|her|hers)\b",
+             "M": r"\b(?:male|man|men|boy|gentleman|he|him|his)\b"}
+AGE = re.compile(r"\b(\d{1,3})(?:[- ](?:years?|yrs?)[- ]old|[- ]year[- ]old|\s*y/?o\b)|\baged?\s+(\d{1,3})\b",
+                 re.IGNORECASE)
+"""Ages as sentences write them: "45-year-old", "45 years old", "aged 45"."""
 _CLAIMS = ("food", "symptom", "medicine")
 
 
@@ -59,10 +63,12 @@ def _header_ties(sentence: str, e: Evidence, named: dict, meta: dict) -> list[Ti
             value = meta.get(category) or stated[0]
             out.append(Tie("dicom", e.label, keyword, str(value)))
     band = meta.get("age_band")
-    if band and re.search(rf"(?<![\d-]){re.escape(band)}(?![\d-])", sentence):
+    ages = [int(m.group(1) or m.group(2)) for m in AGE.finditer(sentence)]
+    if band and (re.search(rf"(?<![\d-]){re.escape(band)}(?![\d-])", sentence) or
+                 any(in_band(age, band) for age in ages)):
         out.append(Tie("dicom", e.label, "PatientAge", f"band {band}"))
     sex = meta.get("sex")
-    if sex in _SEX and re.search(_SEX[sex], sentence, re.IGNORECASE):
+    if sex in SEX_WORDS and re.search(SEX_WORDS[sex], sentence, re.IGNORECASE):
         out.append(Tie("dicom", e.label, "PatientSex", sex))
     return out
 
@@ -80,3 +86,9 @@ def _meta_of(e: Evidence, images: Sequence[dict]) -> dict:
     m = re.fullmatch(r"Image (\d+)", e.label)
     index = int(m.group(1)) - 1 if m else -1
     return images[index] if 0 <= index < len(images) else {}
+
+
+def in_band(age: int, band: str) -> bool:
+    """Whether ``age`` (years) is in the decade band ``"60-69"`` / ``"90+"``."""
+    low, _, high = band.rstrip("+").partition("-")
+    return int(low) <= age <= (int(high) if high else 150)

@@ -109,3 +109,21 @@ def test_a_photo_in_the_study_is_said_to_be_no_scan(tiny_stack):
     report = report_of(scripted_reporter(tiny_stack, CLEAN), study)
     assert report.findings[0].text.startswith("Image 2: MedAny's image check found a photograph")
     assert report.technique[-1].text.startswith("Image 2: a JPEG picture") and report.study[1].sop_uid is None
+
+
+def test_a_sex_or_an_age_the_header_contradicts_is_dropped(tiny_stack, chest):
+    """The default stack wrote "a 60-69-year-old man" of RG1_UNCR, whose header gives sex F."""
+    from multimodal.report.generate import demographics
+
+    meta = [chest[0].image.meta]
+    assert (meta[0]["sex"], meta[0]["age_band"]) == ("F", "60-69")
+    assert [i.said for i in demographics("A 60-69-year-old man with a cough.", meta)] == ["man"]
+    assert [i.said for i in demographics("She is 45 years old.", meta)] == ["45 years old"]
+    assert demographics("A woman aged 64; this film is hers.", meta) == []
+    wrong = {**CLEAN, "impression": "A chest film of a 45-year-old man."}
+    report = report_of(scripted_reporter(tiny_stack, wrong), chest)
+    assert report.checks["removed"] == [wrong["impression"]]
+    right = {**CLEAN, "impression": "A chest film of a woman aged 64."}
+    impression, = report_of(scripted_reporter(tiny_stack, right), chest).impression
+    assert {(t.ref, t.value) for t in impression.ties} == {("PatientSex", "F"), ("PatientAge", "band 60-69"),
+                                                          ("BodyPartExamined", "CHEST")}

@@ -64,11 +64,11 @@ def generate_report(assistant, images: Sequence[StudyImage], question: str = "",
     schema = report_schema(" ".join(s.text for s in report.technique), max_chars)
     request = assistant.request(report_question(question), [s.image for s in images])
     value, answer, *_ = json_answer(assistant, request, schema)
-    kept, issues = _held(value, answer.plan.evidence, report.images)
+    kept, issues = _held(_cut(value, max_chars), answer.plan.evidence, report.images)
     drafts, first = 1, issues
     if issues:
         value, answer, *_ = json_answer(assistant, request, schema, correction=Grounding(issues).correction())
-        kept, issues = _held(value, answer.plan.evidence, report.images)
+        kept, issues = _held(_cut(value, max_chars), answer.plan.evidence, report.images)
         drafts = 2
     evidence = answer.plan.evidence
     report.evidence = [e.as_dict() for e in evidence]
@@ -104,6 +104,13 @@ def demographics(sentence: str, images: Sequence[dict]) -> list[Issue]:
         if bands and not any(in_band(age, band) for band in bands):
             issues.append(Issue("age", said.group().strip(), tuple(bands), sentence))
     return issues
+
+
+def _cut(value: dict, max_chars: int) -> dict:
+    """Each generated section cut by its length limit back to its last whole sentence (as the SOAP note's)."""
+    from ..consult_note import _whole
+
+    return {name: _whole(str(value.get(name, "")), max_chars) for name in GENERATED}
 
 
 def _held(value: dict, evidence, images: Sequence[dict] = ()) -> tuple[dict[str, list[str]], list[Issue]]:

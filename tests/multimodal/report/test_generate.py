@@ -127,3 +127,9 @@ def test_a_sex_or_an_age_the_header_contradicts_is_dropped(tiny_stack, chest):
     impression, = report_of(scripted_reporter(tiny_stack, right), chest).impression
     assert {(t.ref, t.value) for t in impression.ties} == {("PatientSex", "F"), ("PatientAge", "band 60-69"),
                                                           ("BodyPartExamined", "CHEST")}
+
+
+def test_a_section_cut_by_its_length_ends_at_its_last_whole_sentence(tiny_stack, chest):
+    long = {**CLEAN, "limitations": "Only the header was read. " + "The pixels were not read by anyone at all " * 5}
+    report = generate_report(scripted_reporter(tiny_stack, long), chest, max_chars=60)
+    assert report.limitations[0].text == "Only the header was read."

@@ -367,7 +367,8 @@ DELEGATED = {"deid": ("multimodal.io.deid", "main", "de-identify DICOM files (PS
              "eval": ("multimodal.evaluate", "main", "evaluate trained projectors on held-out data"),
              "knowledge": ("multimodal.knowledge.command", "main",
                            "build, describe or search the knowledge base (ICD-10-CM, HPO, drugs, foods)"),
-             "mcp": ("multimodal.mcp_server", "main", "serve the built-in tools over the Model Context Protocol")}
+             "mcp": ("multimodal.mcp_server", "main", "serve the built-in tools over the Model Context Protocol"),
+             "quantize": ("multimodal.quantize", "main", "write a quantized LLM (int8, GGUF) or encoder (int8)")}
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

@@ -34,6 +34,7 @@ import fcntl
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -317,27 +318,49 @@ def _child(kind: str, config: str, args) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def prepare(args, configs: list[str], encoders: list[str]) -> None:
+def prepare(args) -> None:
+    """The held-out text's token ids, and a fresh reference file."""
     from multimodal.backbone import load_gguf_tokenizer, resolve_gguf
-    from multimodal.quantize import quantize, requantize_gguf
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    gguf = resolve_gguf(args.llm)
-    tok = load_gguf_tokenizer(gguf)
+    tok = load_gguf_tokenizer(resolve_gguf(args.llm))
     np.save(work / "text_ids.npy", np.array(tok(TEXT.read_text(), add_special_tokens=False).input_ids))
     (work / "ref_logprobs.f32").unlink(missing_ok=True)
-    for c in configs:
-        if c.startswith("gguf-") and not (work / f"{c}.gguf").is_file():
-            requantize_gguf(gguf, work / f"{c}.gguf", c.split("-", 1)[1], threads=2)
-        elif c in TORCH_CONFIGS and c != "fp32" and not (work / f"llm-{c}" / "medany_quantized.json").is_file():
-            quantize(str(work / f"llm-{c}"), c, llm=args.llm)
-    from encoders.onnx_runtime import export_encoder
-    from multimodal.quantize import CALIBRATION
 
-    for c in encoders:
-        if c.startswith("onnx-") and not (work / f"encoder-{c}" / "medany_quantized.json").is_file():
-            export_encoder("medany-lite0", work / f"encoder-{c}", c.split("-", 1)[1], CALIBRATION)
+
+def make_form(args, config: str) -> Path | None:
+    """Write the form ``config`` into the work folder the way a user would (``medany quantize``); returns what
+    to delete after its run (None: nothing was written). Under the heavy lock: it loads the fp32 model."""
+    from multimodal.backbone import resolve_gguf
+    from multimodal.quantize import quantize, requantize_gguf
+
+    work = Path(args.workdir)
+    if config in ("fp32", "gguf", "torch-fp32"):
+        return None  # nothing to write
+    with _locked(args.heavy_lock):
+        if config.startswith("gguf-"):
+            requantize_gguf(resolve_gguf(args.llm), work / f"{config}.gguf", config.split("-", 1)[1], threads=2)
+            return work / f"{config}.gguf"
+        if config in TORCH_CONFIGS and config != "fp32":
+            quantize(str(work / f"llm-{config}"), config, llm=args.llm)
+            return work / f"llm-{config}"
+        if config.startswith("onnx-"):
+            from encoders.onnx_runtime import export_encoder
+            from multimodal.quantize import CALIBRATION
+
+            shutil.rmtree(work / f"encoder-{config}", ignore_errors=True)
+            export_encoder("medany-lite0", work / f"encoder-{config}", config.split("-", 1)[1], CALIBRATION)
+    return None
+
+
+def run_form(kind: str, config: str, args) -> dict:
+    made = make_form(args, config)
+    try:
+        return _child(kind, config, args)
+    finally:
+        if made is not None and kind == "llm" and not args.keep:  # the 1.5B's forms take gigabytes each
+            shutil.rmtree(made) if made.is_dir() else made.unlink()
 
 
 @contextlib.contextmanager
@@ -414,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default="out/compression")
     parser.add_argument("--heavy-lock", help="run each child under flock on this file (shared machines)")
     parser.add_argument("--json", help="write all results here")
+    parser.add_argument("--keep", action="store_true", help="keep the written forms and the fp32 log-probabilities")
     parser.add_argument("--llm-child", help=argparse.SUPPRESS)
     parser.add_argument("--encoder-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -436,10 +460,11 @@ def main(argv: list[str] | None = None) -> int:
                         for a in (k, str(v))]
     print(f"Machine: {machine()}; torch {torch.__version__}, {args.llm}", file=sys.stderr)
     t0 = time.perf_counter()
-    with _locked(args.heavy_lock):
-        prepare(args, configs, encoders)
-    llm_results = [_child("llm", c, args) for c in configs]
-    enc_results = [_child("encoder", c, args) for c in encoders]
+    prepare(args)
+    llm_results = [run_form("llm", c, args) for c in configs]
+    if not args.keep:
+        (Path(args.workdir) / "ref_logprobs.f32").unlink(missing_ok=True)
+    enc_results = [run_form("encoder", c, args) for c in encoders]
     print(f"Machine: {machine()}. LLM {args.llm}; greedy, {args.new_tokens} new tokens timed; "
           f"{llm_results[0].get('tokens', '?') if llm_results else '-'} held-out tokens scored; "
           f"{len(PROMPTS)} fixed prompts x {args.greedy_tokens} greedy tokens. "

@@ -132,9 +132,25 @@ def requantize_gguf(src: Path, dst: Path, gguf_type: str, threads: int = 0) -> N
     params.nthread = threads or os.cpu_count() or 1
     params.ftype = getattr(lib, f"LLAMA_FTYPE_MOSTLY_{gguf_type.upper()}")
     params.allow_requantize = True  # the embedded GGUFs are quantized already
-    rc = lib.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    with _quiet_stdout():  # llama.cpp prints a line per tensor
+        rc = lib.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
     if rc != 0:
         raise ModelLoadError(f"llama.cpp could not re-quantize '{src.name}' to {gguf_type} (code {rc}).")
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """File descriptor 1 to /dev/null: C code's prints do not pass through ``sys.stdout``."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 # -- names and folders -----------------------------------------------------------------------

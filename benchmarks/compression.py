@@ -306,7 +306,7 @@ def _projector_accuracy(config: str, work: Path, args) -> dict:
 
 def _child(kind: str, config: str, args) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), f"--{kind}-child", config] + args.passthrough
-    if args.heavy_lock:
+    if args.heavy_lock and not args.lock_whole_run:
         cmd = ["flock", args.heavy_lock] + cmd
     t0 = time.perf_counter()
     run = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -338,7 +338,7 @@ def make_form(args, config: str) -> Path | None:
     work = Path(args.workdir)
     if config in ("fp32", "gguf", "torch-fp32"):
         return None  # nothing to write
-    with _locked(args.heavy_lock):
+    with _locked(None if args.lock_whole_run else args.heavy_lock):
         if config.startswith("gguf-"):
             requantize_gguf(resolve_gguf(args.llm), work / f"{config}.gguf", config.split("-", 1)[1], threads=2)
             return work / f"{config}.gguf"
@@ -435,7 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scans", help="image recipe data folder (eval.jsonl): projector accuracy per encoder")
     parser.add_argument("--encoder-llm", default="embedded-small", help="the LLM answering the held-out scans")
     parser.add_argument("--workdir", default="out/compression")
-    parser.add_argument("--heavy-lock", help="run each child under flock on this file (shared machines)")
+    parser.add_argument("--heavy-lock", help="run each form under flock on this file (shared machines)")
+    parser.add_argument("--lock-whole-run", action="store_true",
+                        help="hold --heavy-lock for the whole run instead of form by form (a short run)")
     parser.add_argument("--json", help="write all results here")
     parser.add_argument("--keep", action="store_true", help="keep the written forms and the fp32 log-probabilities")
     parser.add_argument("--llm-child", help=argparse.SUPPRESS)
@@ -460,11 +462,12 @@ def main(argv: list[str] | None = None) -> int:
                         for a in (k, str(v))]
     print(f"Machine: {machine()}; torch {torch.__version__}, {args.llm}", file=sys.stderr)
     t0 = time.perf_counter()
-    prepare(args)
-    llm_results = [run_form("llm", c, args) for c in configs]
-    if not args.keep:
-        (Path(args.workdir) / "ref_logprobs.f32").unlink(missing_ok=True)
-    enc_results = [run_form("encoder", c, args) for c in encoders]
+    with _locked(args.heavy_lock if args.lock_whole_run else None):
+        prepare(args)
+        llm_results = [run_form("llm", c, args) for c in configs]
+        if not args.keep:
+            (Path(args.workdir) / "ref_logprobs.f32").unlink(missing_ok=True)
+        enc_results = [run_form("encoder", c, args) for c in encoders]
     print(f"Machine: {machine()}. LLM {args.llm}; greedy, {args.new_tokens} new tokens timed; "
           f"{llm_results[0].get('tokens', '?') if llm_results else '-'} held-out tokens scored; "
           f"{len(PROMPTS)} fixed prompts x {args.greedy_tokens} greedy tokens. "

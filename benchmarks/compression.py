@@ -452,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
 
         quiet_libraries()
         result = run_llm_child(args.llm_child, args) if args.llm_child else run_encoder_child(args.encoder_child, args)
+        kind = "llm" if args.llm_child else "encoder"
+        (Path(args.workdir) / f"result-{kind}-{result['config']}.json").write_text(json.dumps(result))  # kept
         print(json.dumps(result))
         return 0
     configs = [c for c in args.configs.split(",") if c]

@@ -223,7 +223,8 @@ def prepare_output(out: str | Path, llm: str | None = None) -> Path:
 
 @contextlib.contextmanager
 def _temp_inside(folder: Path):
-    """Scratch files of the exporters (ONNX Runtime's calibration) go into ``folder``, not the system temp."""
+    """Scratch files of ONNX Runtime's calibration go into ``folder``, not the system temp. Not around torch
+    code: torch caches paths derived from the temp folder (inductor's cache) for the life of the process."""
     scratch = folder / ".work"
     scratch.mkdir(parents=True, exist_ok=True)
     before = tempfile.tempdir
@@ -259,18 +260,18 @@ def quantize(out: str, scheme: str, llm: str | None = None, encoder: str | None 
         shutil.rmtree(path)  # only a folder this command wrote (prepare_output checked its manifest)
     path.mkdir(parents=True)
     t0 = time.perf_counter()
-    with _temp_inside(path):
-        if encoder:
-            from encoders.onnx_runtime import export_encoder
+    if encoder:
+        from encoders.onnx_runtime import export_encoder
 
+        with _temp_inside(path):  # only ONNX Runtime's calibration writes scratch files
             manifest = export_encoder(encoder, path, scheme, tuple(calibration) or CALIBRATION)
-        elif scheme in GGUF_SCHEMES:
-            manifest = _write_gguf(llm, scheme, path, threads)
-        else:
-            model, tok, _ = load_quantized_llm(llm, scheme)
-            save_llm(model, tok, scheme, path)
-            manifest = {"kind": "llm", "base": llm, "scheme": scheme, "runtime": "transformers",
-                        "bytes": sum(f.stat().st_size for f in path.glob("*.safetensors"))}
+    elif scheme in GGUF_SCHEMES:
+        manifest = _write_gguf(llm, scheme, path, threads)
+    else:
+        model, tok, _ = load_quantized_llm(llm, scheme)
+        save_llm(model, tok, scheme, path)
+        manifest = {"kind": "llm", "base": llm, "scheme": scheme, "runtime": "transformers",
+                    "bytes": sum(f.stat().st_size for f in path.glob("*.safetensors"))}
     manifest["seconds"] = round(time.perf_counter() - t0, 1)
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2))
     use = {"llm": f"--llm {path} --backend transformers" + (" --dtype bfloat16" if scheme == "bf16" else ""),

@@ -49,6 +49,8 @@ def test_int8_export_is_smaller_and_close(exported, pixels):
     ref, images, x = pixels
     manifest = json.loads((exported / "int8" / "medany_quantized.json").read_text())
     assert manifest["base"] == "medany-lite0" and manifest["calibration_images"] == 3
+    assert sorted(p.name for p in (exported / "int8").iterdir()) == ["encoder.onnx", "head.safetensors",
+                                                                    "medany_quantized.json"]  # no scratch left
     assert manifest["files"]["encoder.onnx"] < 0.35 * json.loads(
         (exported / "fp32" / "medany_quantized.json").read_text())["files"]["encoder.onnx"]
     enc = create_encoder(f"onnx:{exported / 'int8'}")

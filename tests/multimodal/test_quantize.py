@@ -42,6 +42,7 @@ def test_quantize_writes_a_folder_that_loads_back(tmp_path, capsys):
     out = tmp_path / "int8"
     assert quantize(str(out), "int8-dynamic", llm="tiny-random") == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["int8"]  # nothing written beside the folder
+    assert not (out / ".work").exists()
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["base"] == "tiny-random" and manifest["scheme"] == "int8-dynamic"
     assert not list(out.glob("*.bin")) and not list(out.glob("*.pt"))  # safetensors only

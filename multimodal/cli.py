@@ -373,7 +373,9 @@ DELEGATED = {"deid": ("multimodal.io.deid", "main", "de-identify DICOM files (PS
                               "score generated radiology reports: CheXpert label F1, BLEU-4, ROUGE-L, ReXrank files"),
              "extract": ("multimodal.notes.extract", "main", "coded findings of a folder of notes into Parquet"),
              "cohort": ("multimodal.notes.cohort", "main", "answer a cohort question: SQL over the findings table"),
-             "report": ("multimodal.report.command", "main", "an imaging report: Markdown, JSON, DICOM SR, FHIR")}
+             "report": ("multimodal.report.command", "main", "an imaging report: Markdown, JSON, DICOM SR, FHIR"),
+             "quantize": ("multimodal.quantize", "main", "write a quantized LLM (int8, GGUF) or encoder (int8)")}
+
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

@@ -150,7 +150,10 @@ def _projector(media: MediaSpec, llm: str, info: dict):
 
     if media.fresh:
         return None  # created once the LLM's width is known (_fresh)
-    folder = resolve_projector(media.projector, encoder=media.encoder, llm=llm)
+    from .quantize import base_name
+
+    # a quantized form (medany quantize) takes the projectors of the model it was made from
+    folder = resolve_projector(media.projector, encoder=base_name(media.encoder), llm=base_name(llm))
     if folder is None:
         return None
     proj, cfg = load_projector(folder)

@@ -153,6 +153,15 @@ class Backend(ABC):
         raise ScoringUnsupportedError(f"The {self.name} backend cannot score log-likelihoods; the transformers and "
                                       "llama.cpp backends can (--backend transformers or --backend llamacpp).")
 
+    def sequence_logits(self, input_ids: Tensor) -> Tensor:
+        """Raw next-token logits ``[L, V]`` at every position of a text-only sequence ``input_ids`` ``[L]``, read
+        from an empty cache: what perplexity and the KL divergence between two forms of one model compare
+        (``benchmarks/compression.py``)."""
+        from ..errors import ScoringUnsupportedError
+
+        raise ScoringUnsupportedError(f"The {self.name} backend cannot return full logits; the transformers and "
+                                      "llama.cpp backends can.")
+
     def describe(self) -> str:
         return self.name
 

@@ -89,3 +89,8 @@ class TransformersBackend(Backend):
         answer = answer_ids.reshape(-1).to(prompt.device)
         ids = torch.cat([prompt, answer])[None]  # [1, L + K]
         return self.model.logits_from(ids, media)[0, prompt.numel() - 1:-1]  # [K, V]: each predicts the next
+
+    @torch.no_grad()
+    def sequence_logits(self, input_ids: Tensor) -> Tensor:
+        ids = input_ids.reshape(1, -1).to(self.model.device)  # [1, L]
+        return self.model.logits_from(ids, {})[0].float().cpu()  # [L, V]

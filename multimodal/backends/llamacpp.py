@@ -234,3 +234,21 @@ class LlamaCppBackend(Backend):
                 self._decode(self._tokens, len(chunk), pos + start, True, every_logit=True)
                 rows += [self._logits(i) for i in range(len(chunk))]
         return torch.stack(rows)  # [K, V]
+
+    def sequence_logits(self, input_ids: Tensor) -> Tensor:
+        ids = input_ids.reshape(-1).tolist()
+        if len(ids) > self.n_ctx:
+            raise PromptTooLongError.of(len(ids), 0, self.n_ctx)
+        rows = []
+        with self._lock:
+            self.lib.llama_memory_seq_rm(self.lib.llama_get_memory(self.llama.ctx), 0, 0, -1)
+            self._cached = []
+            for start in range(0, len(ids), self.batch):
+                checkpoint()
+                chunk = ids[start:start + self.batch]
+                for i, t in enumerate(chunk):
+                    self._tokens.token[i] = t
+                self._decode(self._tokens, len(chunk), start, True, every_logit=True)
+                rows += [self._logits(i) for i in range(len(chunk))]
+            self._cached = []  # positions past the text prompt hold these tokens: reuse nothing
+        return torch.stack(rows)  # [L, V]

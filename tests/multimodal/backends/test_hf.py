@@ -76,6 +76,15 @@ def test_answer_logprobs_with_media_before_them(tiny_llm):
     torch.testing.assert_close(torch.log_softmax(logits.float(), -1), logp[len(ids) - 4:-1])
 
 
+def test_sequence_logits_are_every_position_of_a_text_prompt(tiny_llm):
+    model = _model(tiny_llm)
+    backend = TransformersBackend(model)
+    ids = torch.randint(0, 250, (10,))
+    got = backend.sequence_logits(ids)  # [L, V]
+    torch.testing.assert_close(got, model.llm(ids[None]).logits[0].detach().float())
+    torch.testing.assert_close(torch.log_softmax(got[4], -1)[ids[5]], backend.answer_logprobs(ids[:5], {}, ids[5:6])[0])
+
+
 def test_a_backend_without_scoring_names_those_that_score():
     import pytest
 

@@ -193,6 +193,20 @@ def test_answer_logprobs_agree_with_the_reference_and_with_stepwise_logits(pair)
         torch.testing.assert_close(torch.log_softmax(logits.float(), -1).gather(-1, answer[:, None])[:, 0], b)
 
 
+@pytest.mark.slow
+def test_sequence_logits_equal_scoring_and_stay_near_the_reference(pair):
+    """Every position's logits from an empty cache (perplexity and KL in benchmarks/compression.py)."""
+    hf, lc = pair
+    ids = torch.tensor(hf.tokenizer("A dry cough and a fever for three days", add_special_tokens=False)["input_ids"])
+    a, b = hf.backend.sequence_logits(ids), lc.backend.sequence_logits(ids)
+    assert a.shape == b.shape == (len(ids), lc.backend.n_vocab)
+    assert (a - b).abs().max() < 2 * LOGIT_ATOL  # Q4_1 kernels against the de-quantized fp32 reference
+    scored = lc.backend.answer_logprobs(ids[:3], {}, ids[3:])
+    torch.testing.assert_close(torch.log_softmax(b[2:-1], -1).gather(-1, ids[3:, None])[:, 0], scored,
+                               rtol=0, atol=1e-3)
+    torch.testing.assert_close(lc.backend.sequence_logits(ids), b, rtol=0, atol=0)  # the cache is not reused
+
+
 # Log-likelihood scoring (medany bench), measured here: per-token log-probabilities of a 6-token continuation
 # differ from transformers' by at most 0.17; summed choice log-likelihoods on the MMLU / MedQA / PubMedQA
 # fixtures by at most 0.56, with the same choice picked on all 20 items.

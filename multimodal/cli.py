@@ -27,9 +27,9 @@ from typing import Sequence
 from demos.settings import DemoSettings
 
 from .bench.command import bench
-from .cli_args import add_options, options_of, values
+from .cli_args import add_options, options_of, reported, values
 from .config import StackConfig
-from .errors import InputError, MedAnyError
+from .errors import InputError
 from .serve.settings import ServeSettings
 
 
@@ -408,16 +408,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fn = COMMANDS[args.command][0]
     kwargs = values(args, read[args.command]["fn"])
-    try:
+
+    def run() -> int:
         if "settings" in read[args.command]:
             kwargs["settings"] = SETTINGS[args.command][0](**values(args, read[args.command]["settings"]))
         return fn(config=_stack_config(args), **kwargs)
-    except InputError as exc:
-        print(f"medany: input problem: {exc}", file=sys.stderr)
-        return 2
-    except MedAnyError as exc:
-        print(f"medany: {exc}", file=sys.stderr)
-        return 1
+
+    return reported("medany", run)
 
 
 if __name__ == "__main__":  # pragma: no cover

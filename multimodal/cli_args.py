@@ -113,6 +113,23 @@ def values(args: argparse.Namespace, options: list[Option], given_only: bool = F
     return out
 
 
+def reported(prog: str, call: Callable[[], int]) -> int:
+    """``call()``, with MedAny's errors as one line on stderr each: an ``InputError`` exits 2, another
+    ``MedAnyError`` 1 (every ``medany`` command ends this way)."""
+    import sys
+
+    from .errors import InputError, MedAnyError
+
+    try:
+        return call()
+    except InputError as exc:
+        print(f"{prog}: input problem: {exc}", file=sys.stderr)
+        return 2
+    except MedAnyError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+
+
 def run_command(fn: Callable[..., int], argv: Sequence[str] | None, prog: str,
                 positional: Sequence[str] = ()) -> int:
     """Parse ``argv`` into ``fn``'s parameters (its docstring's first line is the description) and call it."""

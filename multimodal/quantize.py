@@ -298,13 +298,7 @@ def _write_gguf(llm: str, scheme: str, out: Path, threads: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """``medany quantize OUT --llm NAME|--encoder NAME --scheme S``."""
-    from .cli_args import run_command
+    from .cli_args import reported, run_command
 
-    try:
-        return run_command(quantize, argv, prog="medany quantize", positional=("out",))
-    except InputError as exc:
-        print(f"medany quantize: input problem: {exc}", file=sys.stderr)
-        return 2
-    except ModelLoadError as exc:
-        print(f"medany quantize: {exc}", file=sys.stderr)
-        return 1
+    return reported("medany quantize", lambda: run_command(quantize, argv, prog="medany quantize",
+                                                           positional=("out",)))

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import InputError, MedAnyError
+from ..errors import InputError
 
 
 class OutputFolderError(InputError):
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     import inspect
 
     from ..cli import STACK_OPTIONS, _stack_config, quiet_libraries
-    from ..cli_args import add_options, options_of, values
+    from ..cli_args import add_options, options_of, reported, values
 
     parser = argparse.ArgumentParser(prog="medany report", description=inspect.getdoc(report).splitlines()[0])
     options = add_options(parser, options_of(report, positional=("files",), skip=("config", "assistant", "stdout")))
@@ -37,14 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     add_options(parser, STACK_OPTIONS)
     args = parser.parse_args(argv)
     quiet_libraries()
-    try:
-        return report(config=_stack_config(args), **values(args, options))
-    except InputError as exc:
-        print(f"medany report: input problem: {exc}", file=sys.stderr)
-        return 2
-    except MedAnyError as exc:
-        print(f"medany report: {exc}", file=sys.stderr)
-        return 1
+    return reported("medany report", lambda: report(config=_stack_config(args), **values(args, options)))
 
 
 def report(files: Sequence[str], out: str, question: str = "", key: str = "", config=None, assistant=None,

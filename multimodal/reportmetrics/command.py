@@ -18,21 +18,15 @@ import sys
 from pathlib import Path
 from typing import Literal, Sequence
 
-from ..errors import InputError, MedAnyError, ReportsFileError
+from ..errors import ReportsFileError
 
 
 def main(argv: list[str] | None = None) -> int:
     """``medany eval-reports``: :func:`command`; bad input exits 2 with a message, an unavailable metric 1."""
-    from ..cli_args import run_command
+    from ..cli_args import reported, run_command
 
-    try:
-        return run_command(command, argv, prog="medany eval-reports", positional=("generated", "reference"))
-    except InputError as exc:
-        print(f"medany eval-reports: input problem: {exc}", file=sys.stderr)
-        return 2
-    except MedAnyError as exc:
-        print(f"medany eval-reports: {exc}", file=sys.stderr)
-        return 1
+    return reported("medany eval-reports", lambda: run_command(command, argv, prog="medany eval-reports",
+                                                               positional=("generated", "reference")))
 
 
 def command(generated: str = "", reference: str = "", out: str = "",
